@@ -1,0 +1,43 @@
+"""spikec: convert PyTorch CNNs to integer IF spiking networks and run them on Lava, Brian2, PyTorch."""
+
+from __future__ import annotations
+
+from spikec.errors import (BackendError, ConversionError, FormatError, GraphError, InputDataError,
+                           OverflowRiskError, SpikecError, UnsupportedError)
+from spikec.ir import IF, Conv2d, Dense, Edge, Flatten, Graph, Input, Readout, SumPool2d
+from spikec.trace import Trace
+
+__version__ = "0.1.0"
+
+
+def run(graph: Graph, inputs, steps: int, backend: str = "torch", record: bool = False,
+        record_v: bool = False, **options) -> Trace:
+    """Run `graph` on a batch of integer `inputs` for `steps` evaluated steps on `backend`.
+
+    inputs: int array [B, *input shape] ("current" encoding) or [B, S, *input shape] (spikes).
+    Returns a Trace: `output` [B, n_out] int64, `latency`, saturation counts and, with
+    `record=True`, every IF layer's spikes per hardware step.
+    """
+    from spikec import backends
+
+    return backends.get(backend).run(graph, inputs, steps, record=record, record_v=record_v,
+                                     **options)
+
+
+def save(graph: Graph, path) -> None:
+    """Write `graph` to `path` in spikec's versioned HDF5 format (atomically)."""
+    from spikec.ir.hdf5 import save as _save
+
+    _save(graph, path)
+
+
+def load(path) -> Graph:
+    """Read a graph written by `save`; raises FormatError on malformed or unknown-version files."""
+    from spikec.ir.hdf5 import load as _load
+
+    return _load(path)
+
+
+__all__ = ["Graph", "Input", "IF", "Readout", "Edge", "Dense", "Conv2d", "SumPool2d", "Flatten",
+           "Trace", "run", "save", "load", "SpikecError", "GraphError", "InputDataError",
+           "FormatError", "UnsupportedError", "ConversionError", "OverflowRiskError", "BackendError"]

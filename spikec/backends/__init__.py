@@ -1,0 +1,48 @@
+"""Backends: one module each behind a small protocol, registered by name.
+
+A backend module defines `NAME`, `is_available() -> bool` and
+`run(graph, inputs, steps, record=False, record_v=False, **options) -> Trace`.
+Heavy imports (torch, brian2, lava) happen inside the backend module, never here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from spikec.errors import BackendError
+
+_REGISTRY: dict[str, str] = {
+    "reference": "spikec.backends.reference",
+    "torch": "spikec.backends.torch_backend",
+    "brian2": "spikec.backends.brian2_backend",
+    "lava": "spikec.backends.lava_backend",
+}
+
+
+def names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def get(name: str) -> ModuleType:
+    """Import and return the backend module called `name`."""
+    if name not in _REGISTRY:
+        raise BackendError(f"unknown backend {name!r}; known backends: {', '.join(_REGISTRY)}")
+    try:
+        module = importlib.import_module(_REGISTRY[name])
+    except ImportError as err:
+        raise BackendError(f"backend {name!r} cannot be imported: {err}") from err
+    if not module.is_available():
+        raise BackendError(f"backend {name!r} is not available here: {module.why_unavailable()}")
+    return module
+
+
+def available() -> list[str]:
+    out = []
+    for name in _REGISTRY:
+        try:
+            get(name)
+        except BackendError:
+            continue
+        out.append(name)
+    return out

@@ -1,0 +1,37 @@
+"""What a run returns, the same for every backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Trace:
+    """Result of running a graph.
+
+    output:      int64 [B, n_out], the readout summed over the `steps` evaluated steps.
+    steps:       T, the evaluated steps.
+    latency:     hardware steps beyond T (pipeline depth + SRP pre-simulation).
+    spikes:      when recorded, {IF layer name: int8 [hardware_steps, B, *shape]}; row t-1 holds
+                 the spikes emitted at hardware step t.
+    saturations: {population name: number of (neuron, step) pairs whose state was clipped}.
+    voltages:    when recorded, {IF layer name: int64 [hardware_steps, B, *shape]} membrane after
+                 each step (before-start steps hold v_init).
+    """
+
+    output: np.ndarray
+    steps: int
+    latency: int
+    spikes: dict[str, np.ndarray] | None = None
+    saturations: dict[str, int] = field(default_factory=dict)
+    voltages: dict[str, np.ndarray] | None = None
+    backend: str = ""
+
+    @property
+    def hardware_steps(self) -> int:
+        return self.steps + self.latency
+
+    def predictions(self) -> np.ndarray:
+        return np.asarray(self.output).argmax(axis=1)
