@@ -144,3 +144,19 @@ def param_shape_ok(value: np.ndarray, shape: Shape) -> bool:
 
 def name_ok(name: str) -> bool:
     return isinstance(name, str) and bool(_NAME.match(name))
+
+
+def graphs_equal(a: Graph, b: Graph) -> bool:
+    """True when two graphs hold the same populations, edges, parameters and metadata."""
+    def same(x, y) -> bool:
+        if type(x) is not type(y):
+            return False
+        if isinstance(x, np.ndarray):
+            return x.shape == y.shape and bool((x == y).all())
+        if isinstance(x, (tuple, list)):
+            return len(x) == len(y) and all(same(i, j) for i, j in zip(x, y))
+        if hasattr(x, "__dataclass_fields__"):
+            return all(same(getattr(x, f), getattr(y, f)) for f in x.__dataclass_fields__)
+        return x == y
+
+    return same(a.populations, b.populations) and same(a.edges, b.edges) and a.meta == b.meta
