@@ -24,6 +24,18 @@ def run(graph: Graph, inputs, steps: int, backend: str = "torch", record: bool =
                                      **options)
 
 
+def verify(graph: Graph, inputs, steps: int, backends=("torch", "brian2", "lava"),
+           baseline: str = "reference", layers="all", progress=None):
+    """Run `baseline` and each of `backends`; compare every IF layer's spikes and the readout exactly.
+
+    Returns a VerifyReport: `.equal`, per-layer rows, `.first_divergence`, `.to_json()`.
+    """
+    from spikec.analysis.verify import verify as _verify
+
+    return _verify(graph, inputs, steps, backends=backends, baseline=baseline, layers=layers,
+                   progress=progress)
+
+
 def save(graph: Graph, path) -> None:
     """Write `graph` to `path` in spikec's versioned HDF5 format (atomically)."""
     from spikec.ir.hdf5 import save as _save
@@ -39,5 +51,5 @@ def load(path) -> Graph:
 
 
 __all__ = ["Graph", "Input", "IF", "Readout", "Edge", "Dense", "Conv2d", "SumPool2d", "Flatten",
-           "Trace", "run", "save", "load", "SpikecError", "GraphError", "InputDataError",
+           "Trace", "run", "verify", "save", "load", "SpikecError", "GraphError", "InputDataError",
            "FormatError", "UnsupportedError", "ConversionError", "OverflowRiskError", "BackendError"]

@@ -8,6 +8,7 @@ Heavy imports (torch, brian2, lava) happen inside the backend module, never here
 from __future__ import annotations
 
 import importlib
+import os
 from types import ModuleType
 
 from spikec.errors import BackendError
@@ -18,6 +19,16 @@ _REGISTRY: dict[str, str] = {
     "brian2": "spikec.backends.brian2_backend",
     "lava": "spikec.backends.lava_backend",
 }
+
+
+
+
+def register(name: str, module: str) -> None:
+    """Register a backend module (import path) under `name`; third-party backends use this.
+
+    The environment variable SPIKEC_BACKENDS="name=package.module,..." registers more at import.
+    """
+    _REGISTRY[name] = module
 
 
 def names() -> list[str]:
@@ -46,3 +57,10 @@ def available() -> list[str]:
             continue
         out.append(name)
     return out
+
+
+for _item in filter(None, os.environ.get("SPIKEC_BACKENDS", "").split(",")):
+    _name, _, _module = _item.partition("=")
+    if not _module:
+        raise BackendError(f"SPIKEC_BACKENDS entry {_item!r} is not of the form name=package.module")
+    register(_name.strip(), _module.strip())

@@ -1,0 +1,69 @@
+"""Terminal table and equivalence-map plot of a VerifyReport."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from spikec.analysis.verify import VerifyReport
+
+
+def print_verify(report: VerifyReport, console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=f"Equivalence vs {report.baseline}: {report.samples} samples, T={report.steps} "
+                        f"({report.hardware_steps} hardware steps)")
+    for col in ("backend", "layer", f"spikes ({report.baseline})", "spikes (backend)", "mismatches",
+                "first mismatch (step, sample, neuron)"):
+        table.add_column(col)
+    for r in report.rows:
+        first = "-" if r.first_mismatch is None else (
+            f"{r.first_mismatch['step']}, {r.first_mismatch['sample']}, {tuple(r.first_mismatch['neuron'])}")
+        style = "bold red" if r.mismatches else "green"
+        table.add_row(r.backend, r.layer, str(r.spikes_baseline), str(r.spikes_backend),
+                      f"[{style}]{r.mismatches}[/]", first)
+    for r in report.readout:
+        style = "bold red" if r["mismatches"] else "green"
+        table.add_row(r["backend"], "readout", "", "", f"[{style}]{r['mismatches']}[/]",
+                      "-" if r["first_sample"] is None else f"sample {r['first_sample']}")
+    console.print(table)
+    if report.equal:
+        console.print(f"[bold green]EQUAL[/]: {', '.join(report.backends)} match {report.baseline} "
+                      "bit for bit in every layer at every step.")
+        return
+    d = report.first_divergence
+    if d is not None:
+        console.print(f"[bold red]MISMATCH[/]: first divergence in layer [bold]{d.layer}[/] on {d.backend}, "
+                      f"sample {d.sample}, neuron {tuple(d.neuron)}, hardware step {d.step}: "
+                      f"spikes {d.values}, membrane after the step {d.membrane}")
+    else:
+        console.print("[bold red]MISMATCH[/]: spike trains agree but the readout differs.")
+
+
+def plot_equivalence(report: VerifyReport, path) -> Path:
+    """Heat map of mismatching neurons per (layer, hardware step), one panel per backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    backends = list(report.mismatch_map)
+    fig, axes = plt.subplots(len(backends), 1, figsize=(8, 1.2 + 0.5 * max(1, len(report.rows) // max(1, len(backends)))
+                                                          * len(backends)), squeeze=False)
+    for ax, backend in zip(axes[:, 0], backends):
+        layers = list(report.mismatch_map[backend])
+        grid = np.array([report.mismatch_map[backend][layer] for layer in layers])
+        im = ax.imshow(grid, aspect="auto", cmap="Reds", vmin=0, vmax=max(1, grid.max()),
+                       extent=(0.5, grid.shape[1] + 0.5, len(layers) - 0.5, -0.5))
+        ax.set_yticks(range(len(layers)), layers)
+        ax.set_xlabel("hardware step")
+        ax.set_title(f"{backend} vs {report.baseline}: mismatching neurons "
+                     f"({'none' if grid.sum() == 0 else int(grid.sum())})")
+        fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
