@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from spikec.errors import (BackendError, ConversionError, FormatError, GraphError, InputDataError,
-                           OverflowRiskError, SpikecError, UnsupportedError)
+from spikec.errors import (
+    BackendError,
+    ConversionError,
+    FormatError,
+    GraphError,
+    InputDataError,
+    OverflowRiskError,
+    SpikecError,
+    UnsupportedError,
+)
 from spikec.ir import IF, Conv2d, Dense, Edge, Flatten, Graph, Input, Readout, SumPool2d
 from spikec.trace import Trace
 

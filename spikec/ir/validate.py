@@ -102,7 +102,8 @@ def _check_if(p: IF) -> None:
     if p.bias_schedule is not None:
         sched = p.bias_schedule
         if sched.ndim < 1 or sched.shape[0] < 1 or not param_shape_ok(sched[0], p.shape):
-            raise GraphError(p.name, "bias_schedule", f"must be [S] + (), ({p.shape[0]},) or {p.shape}; got {sched.shape}")
+            raise GraphError(p.name, "bias_schedule",
+                             f"must be [S] + (), ({p.shape[0]},) or {p.shape}; got {sched.shape}")
         _check_range(p, "bias_schedule", sched, -limit, limit)
     if p.reset not in RESETS:
         raise GraphError(p.name, "reset", f"must be one of {RESETS}, got {p.reset!r}")
@@ -136,13 +137,16 @@ def check_inputs(graph: Graph, inputs, steps: int) -> np.ndarray:
     inp = graph.input
     if inp.encoding == "current":
         if arr.shape[1:] != inp.shape or arr.ndim != len(inp.shape) + 1:
-            raise InputDataError(f"inputs for {inp.name} must have shape [B, {', '.join(map(str, inp.shape))}], got {arr.shape}")
+            dims = ", ".join(map(str, inp.shape))
+            raise InputDataError(f"inputs for {inp.name} must have shape [B, {dims}], got {arr.shape}")
         limit = 2 ** (inp.value_bits - 1) - 1
         if arr.size and np.abs(arr).max() > limit:
-            raise InputDataError(f"input values must satisfy |x| <= {limit} ({inp.value_bits} bits), found {np.abs(arr).max()}")
+            raise InputDataError(f"input values must satisfy |x| <= {limit} ({inp.value_bits} bits), "
+                                 f"found {np.abs(arr).max()}")
     else:
         if arr.ndim != len(inp.shape) + 2 or arr.shape[2:] != inp.shape:
-            raise InputDataError(f"spike inputs for {inp.name} must have shape [B, S, {', '.join(map(str, inp.shape))}], got {arr.shape}")
+            dims = ", ".join(map(str, inp.shape))
+            raise InputDataError(f"spike inputs for {inp.name} must have shape [B, S, {dims}], got {arr.shape}")
         if arr.size and not np.isin(arr, (0, 1)).all():
             raise InputDataError("spike inputs must be 0 or 1")
     if arr.shape[0] < 1:
