@@ -1,0 +1,184 @@
+"""End-to-end demo: train a small CNN on bundled MNIST, compile, run on every backend, verify,
+estimate, and write a report folder.
+
+    python -m spikec.demo [--quick] [--out out/demo] [--cache .spikec-cache]
+
+--quick is the configuration CI runs (less training, fewer samples); the full run takes a few
+minutes on a 2-core CPU the first time and reuses the cached weights afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from torch import nn
+
+STEPS = (1, 2, 4, 8, 16, 32)
+
+
+@dataclass(frozen=True)
+class Config:
+    channels: int = 16
+    epochs: int = 6
+    train_samples: int = 4000
+    test_samples: int = 1000
+    verify_samples: int = 4
+    verify_steps: int = 8
+    levels: int = 4
+    method: str = "qcfs"
+
+    @staticmethod
+    def quick() -> Config:
+        return Config(channels=8, epochs=2, train_samples=2000, test_samples=200, verify_samples=2,
+                      verify_steps=4)
+
+    def key(self) -> str:
+        fields = (self.channels, self.epochs, self.train_samples, self.levels)
+        return hashlib.sha1(repr(fields).encode()).hexdigest()[:10]
+
+
+def small_cnn(channels: int, classes: int = 10) -> nn.Sequential:
+    """3 conv-BN-ReLU-avgpool blocks and a linear head, for 1x28x28 inputs."""
+    blocks = []
+    in_ch = 1
+    for _ in range(3):
+        blocks += [nn.Conv2d(in_ch, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU(),
+                   nn.AvgPool2d(2)]
+        in_ch = channels
+    return nn.Sequential(*blocks, nn.Flatten(), nn.Linear(channels * 3 * 3, classes))
+
+
+def trained_model(cfg: Config, data, cache: Path, console: Console) -> nn.Module:
+    """The demo CNN with QCFS activations, trained once and cached by configuration."""
+    from spikec.quantize import replace_relu, train
+
+    model = replace_relu(small_cnn(cfg.channels), kind="qcfs", levels=cfg.levels)
+    path = cache / f"demo_cnn_{cfg.key()}.pt"
+    if path.is_file():
+        model.load_state_dict(torch.load(path, weights_only=True))
+        console.print(f"loaded cached weights from {path}")
+        return model.eval()
+    console.print(f"training the CNN ({cfg.epochs} epochs on {cfg.train_samples} images)...")
+    train(model, (data.x_train[:cfg.train_samples], data.y_train[:cfg.train_samples]), epochs=cfg.epochs,
+          lr=0.05, batch_size=64)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(model.state_dict(), tmp)
+    tmp.replace(path)
+    return model.eval()
+
+
+def accuracy_vs_steps(graph, x_int: np.ndarray, labels: np.ndarray) -> dict[int, float]:
+    """Integer-SNN accuracy at every T in STEPS from one torch-backend run per T."""
+    import spikec
+
+    return {t: float((spikec.run(graph, x_int, t, backend="torch").predictions() == labels).mean())
+            for t in STEPS}
+
+
+def main(argv=None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small configuration (CI)")
+    parser.add_argument("--out", default="out/demo", help="report folder")
+    parser.add_argument("--cache", default=".spikec-cache", help="cache folder for trained weights")
+    args = parser.parse_args(argv)
+    cfg = Config.quick() if args.quick else Config()
+    console = Console()
+    out, cache = Path(args.out), Path(args.cache)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+
+    import spikec
+    from spikec.backends import available
+    from spikec.datasets import mnist_subset
+    from spikec.quantize import evaluate
+
+    data = mnist_subset()
+    model = trained_model(cfg, data, cache, console)
+    x_test, y_test = data.x_test[:cfg.test_samples], data.y_test[:cfg.test_samples].numpy()
+    ann_acc = evaluate(model, (x_test, torch.as_tensor(y_test)))
+    console.print(f"ANN (QCFS activations) accuracy: {ann_acc:.2%}")
+
+    graph = spikec.compile(model, x_test[:1], method=cfg.method, target="loihi")
+    spikec.save(graph, out / "graph.h5")
+    from spikec.compiler.report import print_report
+
+    print_report(graph, console=console)
+    x_int = graph.encode(x_test.numpy())
+    acc = accuracy_vs_steps(graph, x_int, y_test)
+    console.print("integer SNN accuracy: " + ", ".join(f"T={t}: {a:.2%}" for t, a in acc.items()))
+
+    backends = [b for b in ("torch", "brian2", "lava") if b in available()]
+    console.print(f"verifying {', '.join(backends)} against the reference interpreter "
+                  f"on {cfg.verify_samples} samples, T={cfg.verify_steps}...")
+    report = spikec.verify(graph, x_int[:cfg.verify_samples], cfg.verify_steps, backends=backends)
+    from spikec.analysis.verify_view import plot_equivalence, print_verify
+
+    print_verify(report, console)
+    plot_equivalence(report, out / "equivalence.png")
+
+    est = spikec.estimate(graph, x_int[:cfg.verify_samples * 8], cfg.verify_steps, model=model)
+    from spikec.analysis import plot_estimate, print_estimate
+
+    print_estimate(est, console=console)
+    plots = plot_estimate(est, out)
+    _plot_accuracy(acc, ann_acc, out / "accuracy_vs_steps.png")
+    summary = {"config": cfg.__dict__, "ann_accuracy": ann_acc,
+               "snn_accuracy": {str(t): a for t, a in acc.items()}, "latency": graph.latency,
+               "equal": report.equal, "backends": backends, "estimate": est.to_dict(),
+               "seconds": round(time.perf_counter() - t0, 1)}
+    (out / "report.json").write_text(json.dumps(summary, indent=2, default=float))
+    _write_markdown(out, summary, report, graph, [Path(p).name for p in plots])
+    console.print(f"[bold]report written to {out / 'report.md'}[/] ({summary['seconds']} s)")
+    return out / "report.md"
+
+
+def _plot_accuracy(acc: dict[int, float], ann_acc: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(list(acc), [100 * a for a in acc.values()], "o-", label="integer SNN (torch backend)")
+    ax.axhline(100 * ann_acc, color="gray", ls="--", label="ANN")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("evaluated time steps T")
+    ax.set_ylabel("accuracy (%)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _write_markdown(out: Path, summary: dict, report, graph, plots: list[str]) -> None:
+    lines = ["# spikec demo report", "",
+             f"ANN accuracy (QCFS activations, {summary['config']['test_samples']} test images): "
+             f"{summary['ann_accuracy']:.2%}", "",
+             "| T | hardware steps | integer SNN accuracy |", "|---|---|---|"]
+    lines += [f"| {t} | {int(t) + graph.latency} | {a:.2%} |" for t, a in summary["snn_accuracy"].items()]
+    lines += ["", "![accuracy vs steps](accuracy_vs_steps.png)", "",
+              "## Equivalence", "",
+              f"Backends {', '.join(summary['backends'])} vs the reference interpreter: "
+              f"**{'EQUAL bit for bit' if report.equal else 'MISMATCH'}**", "",
+              "| backend | layer | spikes (reference) | spikes (backend) | mismatches |", "|---|---|---|---|---|"]
+    lines += [f"| {r.backend} | {r.layer} | {r.spikes_baseline} | {r.spikes_backend} | {r.mismatches} |"
+              for r in report.rows]
+    lines += [f"| {r['backend']} | readout | | | {r['mismatches']} |" for r in report.readout]
+    lines += ["", "![equivalence map](equivalence.png)", "", "## Operations and energy", ""]
+    lines += [f"![{p}]({p})" for p in plots]
+    est = summary["estimate"]
+    lines += ["", "```", json.dumps({k: est[k] for k in est if k != "layers"}, indent=2, default=float), "```", ""]
+    (out / "report.md").write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""The examples and the demo run end to end in their small (--quick) configuration."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_script(args, tmp_path):
+    res = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=tmp_path, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return res.stdout
+
+
+@pytest.mark.slow
+def test_export_example(tmp_path):
+    out = run_script([ROOT / "examples/export_to_loihi.py", "--quick", "--out", tmp_path], tmp_path)
+    assert "Lava == PyTorch" in out
+    assert (tmp_path / "digits.net").stat().st_size > 0 and (tmp_path / "digits_lava.py").is_file()
+
+
+@pytest.mark.slow
+def test_verify_example(tmp_path):
+    run_script([ROOT / "examples/verify_resnet.py", "--quick", "--out", tmp_path], tmp_path)
+    report = json.loads((tmp_path / "resnet_verify.json").read_text())
+    assert report["equal"] is True and len(report["rows"]) > 0
+
+
+@pytest.mark.slow
+def test_estimate_example(tmp_path):
+    run_script([ROOT / "examples/estimate_energy.py", "--quick", "--out", tmp_path], tmp_path)
+    est = json.loads((tmp_path / "estimate.json").read_text())
+    assert est["sops"] > 0
+
+
+@pytest.mark.slow
+def test_demo_quick(tmp_path):
+    out = run_script(["-m", "spikec.demo", "--quick", "--out", tmp_path / "report", "--cache", tmp_path / "cache"],
+                     tmp_path)
+    report_dir = tmp_path / "report"
+    assert "report written to" in out
+    md = (report_dir / "report.md").read_text()
+    for heading in ("# spikec demo report", "## Equivalence", "## Operations and energy", "| T | hardware steps"):
+        assert heading in md
+    summary = json.loads((report_dir / "report.json").read_text())
+    assert summary["equal"] is True
+    assert set(summary["snn_accuracy"]) == {"1", "2", "4", "8", "16", "32"}
+    assert summary["ann_accuracy"] > 0.5
+    for png in ("accuracy_vs_steps.png", "equivalence.png"):
+        assert (report_dir / png).stat().st_size > 1000
+    assert (report_dir / "graph.h5").is_file()
