@@ -1,0 +1,303 @@
+"""PyTorch backend: runs a graph bit-exactly, one population at a time over all time steps.
+
+Plan of a run (hardware steps t = 1..H, H = latency + steps):
+1. Static bounds: every population's emitted values are bounded (spikes by 1, current inputs by
+   max|x|), so every edge's current and every membrane has a proven bound. The bounds pick exact
+   dtypes (float32 below 2^24, see torch_ops) and prove when no state can saturate.
+2. Windows: a population emits nothing before its start step. Without recording, a layer is only
+   computed up to the last step that can still reach the readout's evaluated steps (unless it may
+   saturate: saturation counts cover every hardware step).
+3. In topological order, each IF layer's drive over its whole window is built with ONE batched op
+   chain per in-edge (time folded into the batch, shifted by 1 + delay); a current-encoded input is
+   constant in time, so its chain runs once. Only the neuron scan (torch_ops.if_scan) loops in time.
+4. The readout sums its input over the evaluated steps; when no saturation is possible it sums the
+   spikes first and applies the (linear) ops once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from spikec.errors import BackendError
+from spikec.trace import Trace
+
+NAME = "torch"
+
+
+def is_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def why_unavailable() -> str:
+    return "" if is_available() else "PyTorch is not installed (pip install torch)"
+
+
+def run(graph, inputs, steps, record=False, record_v=False, device=None) -> Trace:
+    """Run `graph` on integer `inputs` for `steps` evaluated steps; same result as the reference.
+
+    device: None or "cpu" (default), "cuda", or a torch.device.
+    """
+    import torch
+
+    from spikec.backends.torch_ops import exact_math
+
+    graph.validate()
+    x = graph.check_inputs(inputs, steps)
+    dev = torch.device("cpu" if device is None else device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise BackendError("torch backend: device 'cuda' requested but CUDA is not available")
+    with exact_math(dev), torch.no_grad():
+        return _Run(graph, x, steps, record, record_v, dev).execute()
+
+
+@dataclass
+class _Series:
+    """What a population emitted at hardware steps t0 .. t0 + len(values) - 1 ([L, B, *shape]);
+    zero at every other step. `constant` series (current inputs) hold [B, *shape] for every t >= t0."""
+
+    t0: int
+    values: object
+    bound: int
+    constant: bool = False
+
+
+class _Run:
+    def __init__(self, graph, x: np.ndarray, steps: int, record: bool, record_v: bool, device):
+        import torch
+
+        from spikec.backends.torch_ops import Chain
+
+        self.torch = torch
+        self.graph, self.steps, self.device = graph, steps, device
+        self.record, self.record_v = record, record_v
+        self.x = x
+        self.batch = x.shape[0]
+        self.total = graph.hardware_steps(steps)
+        self.start = graph.start_steps()
+        self.order = graph.topo_order()
+        self.chains = {id(e): Chain(e.ops, device) for e in graph.edges}
+        self.series: dict[str, _Series] = {}
+        self.spikes: dict[str, np.ndarray] = {}
+        self.volts: dict[str, np.ndarray] = {}
+        self.saturations: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ planning
+    def _drive_bound(self, name: str, emit_bound: dict[str, int]) -> int:
+        from spikec.backends.torch_ops import chain_bounds
+
+        return sum(chain_bounds(e.ops, emit_bound[e.src])[0] for e in self.graph.in_edges(name))
+
+    def _plan(self) -> None:
+        """Static bounds (what may saturate, which dtype) and the last step each population needs."""
+        from spikec.backends.torch_ops import max_abs
+
+        g = self.graph
+        inp = g.input
+        emit_bound = {n: 1 for n in self.order}
+        emit_bound[inp.name] = max_abs(self.x) if inp.encoding == "current" else 1
+        self.may_saturate: dict[str, bool] = {}
+        self.v_bound: dict[str, int] = {}
+        self.drive_bound: dict[str, int] = {}
+        for layer in g.if_layers:
+            drive = (self._drive_bound(layer.name, emit_bound) + max_abs(layer.bias)
+                     + max_abs(layer.bias_schedule))
+            limit = 2 ** (layer.state_bits - 1) - 1
+            reach = max_abs(layer.v_init) + (self.total - self.start[layer.name] + 1) * drive
+            self.may_saturate[layer.name] = reach > limit
+            self.v_bound[layer.name] = min(reach, limit)
+            self.drive_bound[layer.name] = drive
+        last: dict[str, int] = {}
+        keep_all = self.record or self.record_v
+        for name in reversed(self.order):
+            node = g.nodes[name]
+            if node is g.readout or (node is not inp and (keep_all or self.may_saturate[name])):
+                last[name] = self.total
+            else:
+                needs = [last[e.dst] - 1 - e.delay for e in g.out_edges(name)]
+                last[name] = min(self.total, max(needs + [self.start[name] - 1]))
+        self.last = last
+        self.emit_bound = emit_bound
+
+    # ------------------------------------------------------------------ execution
+    def execute(self) -> Trace:
+        from spikec.ir.nodes import IF
+
+        self._plan()
+        g = self.graph
+        self._emit_input()
+        for name in self.order:
+            if isinstance(g.nodes[name], IF):
+                self._run_if(g.nodes[name])
+        output = self._run_readout()
+        return Trace(output=output, steps=self.steps, latency=g.latency,
+                     spikes=self.spikes if self.record else None, saturations=self.saturations,
+                     voltages=self.volts if self.record_v else None, backend=NAME)
+
+    def _emit_input(self) -> None:
+        torch, inp = self.torch, self.graph.input
+        x = torch.tensor(self.x, device=self.device)
+        bound = self.emit_bound[inp.name]
+        if inp.encoding == "current":
+            self.series[inp.name] = _Series(1, x, bound, constant=True)
+        else:
+            length = min(x.shape[1], self.last[inp.name])
+            self.series[inp.name] = _Series(1, x[:, :length].transpose(0, 1), bound)
+
+    def _edge_current(self, edge, first: int, last: int):
+        """Current delivered by `edge` at hardware steps first..last.
+
+        Returns (offset, tensor [n, B, *dst_shape], False) covering steps first+offset.. (zero
+        elsewhere), (offset, tensor [B, *dst_shape], True) for a constant source from step
+        first+offset on, or None when all zero.
+        """
+        from spikec.backends.torch_ops import chain_bounds, exact_dtype
+
+        src = self.series[edge.src]
+        chain = self.chains[id(edge)]
+        lag = 1 + edge.delay
+        _, peak = chain_bounds(edge.ops, src.bound)
+        dtype = exact_dtype(peak, self.device, edge.name)
+        if src.constant:
+            offset = max(0, src.t0 + lag - first)
+            return (offset, chain(src.values.to(dtype)), True) if first + offset <= last else None
+        u0 = max(src.t0, first - lag)
+        u1 = min(src.t0 + len(src.values) - 1, last - lag)
+        if u0 > u1:
+            return None
+        piece = src.values[u0 - src.t0: u1 - src.t0 + 1].to(dtype)
+        n = piece.shape[0]
+        out = chain(piece.reshape((n * self.batch,) + piece.shape[2:]))
+        return u0 + lag - first, out.reshape((n, self.batch) + out.shape[1:]), False
+
+    def _run_if(self, layer) -> None:
+        from spikec.backends.torch_ops import exact_dtype, if_scan, param
+
+        torch, name = self.torch, layer.name
+        first, last = self.start[name], self.last[name]
+        n = last - first + 1
+        dtype = exact_dtype(self.v_bound[name] + self.drive_bound[name] + max(
+            int(layer.theta.max()), 0 if layer.theta_neg is None else int(layer.theta_neg.max())),
+            self.device, name)
+        shape = (self.batch,) + tuple(layer.shape)
+        drive = self._build_drive(layer, first, last, n, dtype, shape)
+        result = if_scan(layer, drive, self.batch, dtype, self.device,
+                         clamp=self.may_saturate[name], record_v=self.record_v)
+        self.series[name] = _Series(first, result.spikes, 1)
+        self.saturations[name] = result.saturations
+        if self.record:
+            full = torch.zeros((self.total,) + shape, dtype=torch.int8)
+            full[first - 1: first - 1 + n] = result.spikes.to("cpu", torch.int8)
+            self.spikes[name] = full.numpy()
+        if self.record_v:
+            v0 = param(layer.v_init, layer.shape, torch.int64, "cpu").expand(shape)
+            full = v0.expand((self.total,) + shape).clone()
+            full[first - 1: first - 1 + n] = result.voltages.to("cpu", torch.int64)
+            self.volts[name] = full.numpy()
+
+    def _build_drive(self, layer, first: int, last: int, n: int, dtype, shape) -> list:
+        """drive[i] = everything added to v at local step i + 1 (current, bias, bias schedule)."""
+        from spikec.backends.torch_ops import param
+
+        torch = self.torch
+        p = lambda a: param(a, layer.shape, dtype, self.device)  # noqa: E731
+        varying = None
+        constants = [(0, p(layer.bias))] if layer.bias.any() else []
+        for edge in self.graph.in_edges(layer.name):
+            got = self._edge_current(edge, first, last)
+            if got is None:
+                continue
+            offset, values, constant = got
+            values = values.to(dtype)
+            if constant:
+                constants.append((offset, values))
+                continue
+            if varying is None and offset == 0 and len(values) == n:
+                varying = values
+                continue
+            if varying is None:
+                varying = torch.zeros((n,) + shape, dtype=dtype, device=self.device)
+            varying[offset: offset + len(values)] += values
+        schedule = [] if layer.bias_schedule is None else list(layer.bias_schedule[:n])
+        if varying is not None:
+            for offset, c in constants:
+                varying[offset:] += c
+            for i, row in enumerate(schedule):
+                varying[i] += p(row)
+            return list(varying)
+        # constant drive (e.g. the first layer after a current input): one tensor per run of
+        # identical steps, shared, so nothing is materialised over time
+        cuts = sorted({0, n} | {o for o, _ in constants} | set(range(len(schedule) + 1)))
+        drive = []
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            if a >= n:
+                break
+            step = torch.zeros(shape, dtype=dtype, device=self.device)
+            for offset, c in constants:
+                if offset <= a:
+                    step += c
+            if a < len(schedule):
+                step += p(schedule[a])
+            drive += [step] * (b - a)
+        return drive
+
+    # ------------------------------------------------------------------ readout
+    def _run_readout(self) -> np.ndarray:
+        from spikec.backends.torch_ops import chain_bounds, max_abs
+
+        torch, out = self.torch, self.graph.readout
+        first = self.start[out.name] + out.skip
+        last = self.total
+        limit = 2 ** (out.state_bits - 1) - 1
+        bias = torch.as_tensor(np.broadcast_to(out.bias, out.shape).copy())
+        per_step = sum(chain_bounds(e.ops, self.emit_bound[e.src])[0]
+                       for e in self.graph.in_edges(out.name)) + max_abs(out.bias)
+        if self.steps * per_step <= limit:
+            acc = self._summed_input(first, last) + self.steps * bias
+            self.saturations[out.name] = 0
+            return acc.numpy()
+        currents = torch.zeros((self.steps, self.batch) + out.shape, dtype=torch.int64)
+        for edge in self.graph.in_edges(out.name):
+            got = self._edge_current(edge, first, last)
+            if got is None:
+                continue
+            offset, values, constant = got
+            stop = None if constant else offset + len(values)
+            currents[offset:stop] += values.to("cpu", torch.int64)
+        acc = torch.zeros((self.batch,) + out.shape, dtype=torch.int64)
+        saturated = 0
+        for current in currents:
+            acc += current + bias
+            saturated += int((acc.abs() > limit).sum())
+            acc.clamp_(-limit, limit)
+        self.saturations[out.name] = saturated
+        return acc.numpy()
+
+    def _summed_input(self, first: int, last: int):
+        """sum over steps first..last of the readout's input current (int64 [B, N]), computed by
+        summing each source over time first (the ops are linear)."""
+        from spikec.backends.torch_ops import chain_bounds, exact_dtype
+
+        torch, out = self.torch, self.graph.readout
+        acc = torch.zeros((self.batch,) + out.shape, dtype=torch.int64)
+        for edge in self.graph.in_edges(out.name):
+            src, lag = self.series[edge.src], 1 + edge.delay
+            if src.constant:
+                count = max(0, last - max(first, src.t0 + lag) + 1)
+                summed = src.values * count
+            else:
+                u0 = max(src.t0, first - lag)
+                u1 = min(src.t0 + len(src.values) - 1, last - lag)
+                if u0 > u1:
+                    continue
+                count = u1 - u0 + 1
+                summed = src.values[u0 - src.t0: u1 - src.t0 + 1].sum(0)
+            _, peak = chain_bounds(edge.ops, src.bound * count)
+            dtype = exact_dtype(peak, self.device, edge.name)
+            acc += self.chains[id(edge)](summed.to(dtype)).to("cpu", torch.int64)
+        return acc
