@@ -61,7 +61,7 @@ def train(model: nn.Module, data, epochs: int, lr: float, optimizer: str = "sgd"
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(y)
+            total += loss.item() * len(y)
             seen += len(y)
             correct += int((out.argmax(1) == y).sum())
         bar.set_postfix(loss=f"{total / seen:.4f}", acc=f"{correct / seen:.3f}")
