@@ -1,0 +1,208 @@
+"""FTBC: Forward Temporal Bias Correction (Wu et al., ECCV 2024), on the compiled integer graph.
+
+Follows the first author's calibration code (research/algorithms.md §4.3, FTBC-tmp @ eb4db06):
+
+    for each of the first K calibration batches:
+      for each IF layer l in topological order:
+        a = the ANN activation feeding layer l (its ClipActivation output), in membrane units
+        X = layer l's input current at local steps k = 1..S, from the integer graph run with
+            every bias calibrated so far (earlier layers already updated in this pass)
+        replay from v = v_init, IGNORING layer l's own stored schedule:
+          m = v + X[k];  s = theta * [m >= theta];  e = s - a        (element-wise, target a not a/T)
+          m' = m - e;    s' = theta * [m' >= theta];  v = m' - s'
+          b_l[k] += alpha * mean over batch and space of e          (one value per channel)
+
+FTBC *subtracts* b from the membrane every step; the IR *adds* `bias_schedule[k-1]` at local step
+k, so the graph stores bias_schedule = -round(b) in integer membrane units. The schedule is indexed
+by local time, so the compiler's retiming (per-layer start steps) needs no correction here.
+Calibration is causal (b[k] only depends on steps <= k), so a schedule calibrated for S steps
+serves every T <= S unchanged; beyond S there is no bias.
+
+Deliberate differences from the authors' code: the ANN reference uses the model's own activations
+(their script's reference copy silently uses L = 8 whatever -L says), and the calibration batches
+are consecutive slices of the calibration data given to compile (the authors take the first K
+batches of their shuffled, augmented train loader). Signed (ECL-style) layers are replayed with
+the same rule extended by the negative spike (an output of -theta), an extension of ours.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from spikec.conversion.graphs import replace_nodes
+from spikec.errors import ConversionError, UnsupportedError
+from spikec.ir import IF, Graph
+from spikec.ir.graph import broadcast_param
+
+DEFAULTS = {"alpha": 0.4, "batches": 3, "batch_size": 200, "steps": 32, "chunk": 50}
+
+
+def layer_sources(graph: Graph) -> dict[str, tuple[str, float]]:
+    """{IF layer name: (module path of its ANN activation, integer units per float unit)}."""
+    rows = graph.meta.get("layers")
+    if rows is None:
+        raise ConversionError("graph.meta has no 'layers' record; FTBC needs a graph from spikec.compile")
+    items = rows.items() if isinstance(rows, dict) else ((r.get("name"), r) for r in rows)
+    out = {}
+    for name, row in items:
+        if name in graph.nodes and isinstance(graph.nodes[name], IF):
+            if row.get("source") is None or row.get("scale") is None:
+                raise ConversionError(f"{name}: meta lacks 'source' or 'scale'; cannot calibrate FTBC")
+            out[name] = (row["source"], float(row["scale"]))
+    missing = [p.name for p in graph.if_layers if p.name not in out]
+    if missing:
+        raise ConversionError(f"IF layers {missing} have no ANN source in graph.meta['layers']")
+    return out
+
+
+def replay_errors(drive, steps: int, target: torch.Tensor, layer: IF) -> torch.Tensor:
+    """Sum over the batch and space of the element-wise FTBC error e per step and channel.
+
+    drive(k) -> float64 [B, *shape]: input current + static bias at local step k (0-based);
+    target: float64 [B, *shape], the ANN activation in membrane units. Returns [steps, C].
+    """
+    shape = tuple(target.shape)
+    full = lambda a: torch.as_tensor(np.ascontiguousarray(broadcast_param(a, layer.shape)),  # noqa: E731
+                                     dtype=torch.float64)
+    theta = full(layer.theta)
+    signed = layer.theta_neg is not None
+    theta_neg = full(layer.theta_neg) if signed else None
+    v = full(layer.v_init).expand(shape).clone()
+    net = torch.zeros(shape, dtype=torch.float64)
+    dims = [0] + list(range(2, len(shape)))
+    sums = torch.zeros((steps, shape[1]), dtype=torch.float64)
+
+    def fire(m):
+        pos = m >= theta
+        if not signed:
+            return pos, torch.zeros_like(pos)
+        neg = (m <= -theta_neg) & ~pos
+        if layer.gate == "net":
+            neg &= net > 0
+        return pos, neg
+
+    for k in range(steps):
+        m = v + drive(k)
+        pos, neg = fire(m)
+        e = theta * pos - theta * neg - target
+        m = m - e
+        pos, neg = fire(m)
+        v = m - theta * pos
+        if signed:
+            v = v + theta_neg * neg
+            net = net + pos.double() - neg.double()
+        sums[k] = e.sum(dim=dims)
+    return sums
+
+
+def _drives(graph: Graph, name: str, x_int: np.ndarray, steps: int, backend: str):
+    """drive(k) for layer `name` on integer inputs x_int: its input current plus static bias at
+    local step k + 1, computed from a recorded run of the integer graph (current schedules)."""
+    from spikec import run
+    from spikec.backends.torch_ops import Chain
+
+    trace = run(graph, x_int, steps, backend=backend, record=True)
+    layer = graph.nodes[name]
+    start = graph.start_steps()[name]
+    bias = torch.as_tensor(np.ascontiguousarray(broadcast_param(layer.bias, layer.shape)),
+                           dtype=torch.float64)
+    edges = [(e, Chain(e.ops, torch.device("cpu"))) for e in graph.in_edges(name)]
+    x = torch.as_tensor(x_int, dtype=torch.float64)
+
+    def drive(k: int) -> torch.Tensor:
+        t = start + k                          # hardware step of local step k + 1
+        total = bias.expand((x.shape[0],) + tuple(layer.shape)).clone()
+        for edge, chain in edges:
+            src_t = t - 1 - edge.delay
+            if src_t < 1:
+                continue
+            if edge.src == graph.input.name:
+                emitted = x
+            else:
+                emitted = torch.as_tensor(trace.spikes[edge.src][src_t - 1], dtype=torch.float64)
+            total += chain(emitted)
+        return total
+
+    return drive
+
+
+def _activations(model: torch.nn.Module, sources: list[str], x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Outputs of the named submodules of `model` (eval mode) on the float batch x."""
+    got: dict[str, torch.Tensor] = {}
+    hooks = []
+    for src in set(sources):
+        try:
+            module = model.get_submodule(src)
+        except AttributeError:
+            raise ConversionError(f"FTBC: the model has no submodule {src!r} (from graph.meta)") from None
+        hooks.append(module.register_forward_hook(
+            lambda _m, _i, out, src=src: got.__setitem__(src, out.detach().double())))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(x)
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    return got
+
+
+def _batches(data: torch.Tensor, batches: int, batch_size: int) -> list[torch.Tensor]:
+    if len(data) == 0:
+        raise ConversionError("FTBC needs calibration data (spikec.compile(..., calibration=x))")
+    chunks = list(torch.split(data, batch_size))
+    return [chunks[i % len(chunks)] for i in range(batches)]
+
+
+def calibrate(graph: Graph, model: torch.nn.Module, data, alpha: float = 0.4, batches: int = 3,
+              batch_size: int = 200, steps: int = 32, chunk: int = 50, backend: str = "torch") -> Graph:
+    """Return a copy of `graph` with an FTBC bias_schedule [steps, C] on every IF layer.
+
+    model: the float ANN the graph was compiled from (its activations are the targets);
+    data: float calibration inputs [N, *input shape] (labels unused); the first `batches` slices
+    of `batch_size` samples are used (cycling if there are fewer). `chunk` only bounds memory.
+    """
+    if not 0 < alpha or batches < 1 or steps < 1 or batch_size < 1:
+        raise ConversionError(f"FTBC needs alpha > 0 and positive batches/steps/batch_size, got "
+                              f"alpha={alpha}, batches={batches}, steps={steps}, batch_size={batch_size}")
+    for layer in graph.if_layers:
+        if layer.bias_schedule is not None:
+            raise ConversionError(f"{layer.name}: already has a bias schedule (FTBC applied twice?)")
+        if layer.presim:
+            raise UnsupportedError(f"{layer.name}: FTBC on an SRP graph (presim > 0) is not supported")
+        if layer.reset != "subtract":
+            raise UnsupportedError(f"{layer.name}: FTBC assumes reset by subtraction, got {layer.reset!r}")
+    data = data[0] if isinstance(data, (tuple, list)) else data
+    data = torch.as_tensor(data, dtype=torch.float32)
+    sources = layer_sources(graph)
+    b = {layer.name: np.zeros((steps, layer.shape[0])) for layer in graph.if_layers}
+    for batch in _batches(data, batches, batch_size):
+        acts = _activations(model, [s for s, _ in sources.values()], batch)
+        for layer in graph.if_layers:
+            source, scale = sources[layer.name]
+            target_all = acts[source] * scale
+            if tuple(target_all.shape[1:]) != tuple(layer.shape):
+                raise ConversionError(f"{layer.name}: ANN activation {source!r} has shape "
+                                      f"{tuple(target_all.shape[1:])}, the IF layer {layer.shape}")
+            sums = torch.zeros((steps, layer.shape[0]), dtype=torch.float64)
+            count = 0
+            for lo in range(0, len(batch), chunk):
+                x_int = graph.encode(batch[lo: lo + chunk].numpy())
+                drive = _drives(graph, layer.name, x_int, steps, backend)
+                target = target_all[lo: lo + chunk]
+                sums += replay_errors(drive, steps, target, layer)
+                count += target.numel() // layer.shape[0]
+            b[layer.name] += alpha * (sums / count).numpy()
+            schedule = {layer.name: _with_schedule(layer, b[layer.name])}
+            graph = replace_nodes(graph, schedule)
+    meta = {"ftbc": {"alpha": alpha, "batches": batches, "batch_size": batch_size, "steps": steps}}
+    return replace_nodes(graph, {}, meta)
+
+
+def _with_schedule(layer: IF, b: np.ndarray) -> IF:
+    import dataclasses
+
+    return dataclasses.replace(layer, bias_schedule=-np.rint(b).astype(np.int64))
