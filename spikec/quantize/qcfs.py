@@ -44,7 +44,7 @@ class _LearnedThreshold(ClipActivation):
     def threshold(self) -> torch.Tensor:
         """The trained clip value lam (a positive 0-d tensor)."""
         if not bool(self.lam.detach() > 0):
-            raise ConversionError(f"{type(self).__name__} threshold drifted to {float(self.lam):.4g} <= 0; "
+            raise ConversionError(f"{type(self).__name__} threshold drifted to {float(self.lam.detach()):.4g} <= 0; "
                                   "retrain with a larger initial threshold (8.0 is the QCFS default)")
         return self.lam
 
