@@ -1,0 +1,287 @@
+"""Loihi core and chip estimate: compartments, synaptic memory and axons per core.
+
+Partitioning (simple and documented, not an optimal placer): each IF layer and the Readout is cut
+into k cores of contiguous neurons in flat (C, H, W) order, sizes differing by at most one. k
+starts at ceil(neurons / compartments_per_core) and grows until every core fits its synaptic memory
+and input axons; then, from the last layer back to the first, k grows further until every core fits
+its output axons (the destination layers are final by then). The Input is not placed on cores
+(the host or the embedded CPUs inject it). What each core holds:
+
+- compartments: its neurons;
+- input axons: one per (source neuron, edge) with at least one synapse on the core;
+- synaptic memory: per input axon, Loihi 1's encoding as nengo-loihi models it: blocks of <= 64
+  synapses, each block (n * bits_per_synapse + 10) bits rounded up to 64-bit words; sparse synapses
+  cost weight + delay + index bits, a dense row (every compartment of the core) weight + delay bits;
+  the cheaper of the two is taken per axon ("discrete" estimate, every connection stored);
+- "shared" estimate: conv-like edges (only Conv2d / SumPool2d ops) store each kernel once per core
+  for the output channels the core holds (Loihi's population/convolution axons), so their cost is
+  kernel entries, not connections; other edges cost the same as in the discrete estimate;
+- output axons: one per (neuron, destination core) pair over all out-edges.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from spikec.analysis.hardware import HardwareSpec
+from spikec.ir import IF, Conv2d, Graph, Readout, SumPool2d
+from spikec.ir.nodes import Edge
+
+WORD = 64
+BLOCK = 64            # synapses per block (nengo-loihi: n_synapses = 63, +1)
+HEADER = 4 + 6        # synapse index + synapse count fields of a block
+INDEX_BITS = (0, 6, 7, 8, 9, 10, 11, 12)
+
+
+@dataclass
+class LayerResources:
+    """Resource estimate of one population (totals over its cores)."""
+
+    name: str
+    neurons: int
+    cores: int = 0
+    cores_shared: int = 0
+    synapses: int = 0
+    synapses_shared: int = 0
+    syn_mem_bits: int = 0
+    syn_mem_bits_shared: int = 0
+    max_core_syn_mem_bits: int = 0
+    in_axons_max: int = 0
+    out_axons_max: int = 0
+    binding: str = ""
+    feasible: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ResourceEstimate:
+    layers: dict[str, LayerResources]
+    cores: int
+    chips: int
+    cores_shared: int
+    chips_shared: int
+    feasible: bool
+    #: {population: core index of each neuron (flat)} under the discrete estimate
+    core_of: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- synapse memory model
+
+
+def _ceil_word(bits):
+    return -(-bits // WORD) * WORD
+
+
+def axon_bits(n, bits_per_synapse: int):
+    """Memory bits of one input axon with n synapses (vectorised over n)."""
+    n = np.asarray(n, np.int64)
+    full, rest = n // BLOCK, n % BLOCK
+    return (full * _ceil_word(BLOCK * bits_per_synapse + HEADER)
+            + np.where(rest > 0, _ceil_word(rest * bits_per_synapse + HEADER), 0))
+
+
+def index_bits(n_core: int, spec: HardwareSpec) -> int:
+    need = max(0, math.ceil(math.log2(n_core))) if n_core > 1 else 0
+    if spec.index_bits_max is None:
+        return 0 if need == 0 else max(6, need)
+    return next((b for b in INDEX_BITS if b >= need), need)
+
+
+def delay_bits(edge: Edge) -> int:
+    return 0 if edge.delay == 0 else math.ceil(math.log2(edge.delay + 1))
+
+
+# ----------------------------------------------------------------------------- per-core statistics
+
+
+def _split(n: int, k: int) -> np.ndarray:
+    """core index of each of n neurons cut into k contiguous, near-equal parts."""
+    sizes = np.full(k, n // k, np.int64)
+    sizes[: n % k] += 1
+    return np.repeat(np.arange(k), sizes)
+
+
+def binary(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """int32 ones where `matrix` (csr, zeros eliminated) has a synapse."""
+    return sp.csr_matrix((np.ones(matrix.nnz, np.int32), matrix.indices, matrix.indptr), shape=matrix.shape)
+
+
+def _assign(core_of: np.ndarray, k: int) -> sp.csr_matrix:
+    n = core_of.size
+    return sp.csr_matrix((np.ones(n, np.int32), (core_of, np.arange(n))), shape=(k, n))
+
+
+def kernel_table(edge: Edge, matrix: sp.csr_matrix, src_shape, dst_shape) -> np.ndarray | None:
+    """[C_out, C_in] nonzero kernel entries per channel pair, for conv-like edges; else None."""
+    if not all(isinstance(op, (Conv2d, SumPool2d)) for op in edge.ops):
+        return None
+    c_in, plane_in = src_shape[0], src_shape[1] * src_shape[2]
+    c_out, plane_out = dst_shape[0], dst_shape[1] * dst_shape[2]
+    coo = matrix.tocoo()
+    per_row = np.bincount(coo.row * c_in + coo.col // plane_in, minlength=matrix.shape[0] * c_in)
+    return per_row.reshape(c_out, plane_out, c_in).max(axis=1)
+
+
+@dataclass
+class _EdgeInfo:
+    edge: Edge
+    binary: sp.csr_matrix            # [n_dst, n_src] int32 ones where a synapse exists
+    kernels: np.ndarray | None
+    plane_out: int
+
+
+def _core_stats(info: list[_EdgeInfo], n: int, k: int, spec: HardwareSpec, shared: bool):
+    """(per-core memory bits, per-core input axons, per-core stored synapses) for a k-core split."""
+    core_of = _split(n, k)
+    assign = _assign(core_of, k)
+    sizes = np.bincount(core_of, minlength=k)
+    mem = np.zeros(k, np.int64)
+    axons = np.zeros(k, np.int64)
+    stored = np.zeros(k, np.int64)
+    for e in info:
+        per_axon = (assign @ e.binary).tocsr()          # [k, n_src] synapses per (core, axon)
+        axons += np.diff(per_axon.indptr)
+        d = delay_bits(e.edge)
+        if shared and e.kernels is not None:
+            channels = assign @ sp.csr_matrix(
+                (np.ones(n, np.int32), (np.arange(n), np.arange(n) // e.plane_out)),
+                shape=(n, e.kernels.shape[0]))
+            present = (channels.toarray() > 0).astype(np.int64)    # [k, C_out]
+            entries = present @ e.kernels                            # [k, C_in]
+            for c in range(k):
+                bps = spec.weight_bits + d + index_bits(int(sizes[c]), spec)
+                mem[c] += int(axon_bits(entries[c], bps).sum())
+                stored[c] += int(entries[c].sum())
+            continue
+        rows = np.repeat(np.arange(k), np.diff(per_axon.indptr))
+        counts = per_axon.data.astype(np.int64)
+        idx = np.array([index_bits(int(s), spec) for s in sizes])
+        sparse_bits = np.zeros_like(counts)
+        for c in range(k):                                           # bits per synapse vary by core
+            sel = rows == c
+            bps_sparse = spec.weight_bits + d + idx[c]
+            bps_dense = spec.weight_bits + d
+            sparse_bits[sel] = np.minimum(axon_bits(counts[sel], bps_sparse),
+                                          axon_bits(np.full(sel.sum(), sizes[c]), bps_dense))
+        mem += np.bincount(rows, weights=sparse_bits, minlength=k).astype(np.int64)
+        stored += np.bincount(rows, weights=counts, minlength=k).astype(np.int64)
+    return mem, axons, stored
+
+
+def _utilisation(n, k, mem, axons, out_axons, spec: HardwareSpec) -> dict[str, float]:
+    return {
+        "compartments": math.ceil(n / k) / spec.compartments_per_core,
+        "synaptic memory": float(mem.max(initial=0)) / spec.syn_mem_bits,
+        "input axons": float(axons.max(initial=0)) / spec.in_axons_per_core,
+        "output axons": float(out_axons.max(initial=0)) / spec.out_axons_per_core,
+    }
+
+
+@dataclass
+class _Part:
+    """One population's split under one synapse estimate."""
+
+    k: int
+    core_of: np.ndarray
+    mem: np.ndarray
+    axons: np.ndarray
+    stored: np.ndarray
+    out_axons: np.ndarray
+    fits_inputs: bool = True
+    fits_outputs: bool = True
+
+
+def _fit_inputs(info, n, spec, shared) -> _Part:
+    """Smallest k (by the growth rule) whose cores fit compartments, memory and input axons."""
+    k = math.ceil(n / spec.compartments_per_core)
+    while True:
+        mem, axons, stored = _core_stats(info, n, k, spec, shared)
+        over = max(mem.max(initial=0) / spec.syn_mem_bits, axons.max(initial=0) / spec.in_axons_per_core)
+        if over <= 1 or k >= n:
+            return _Part(k, _split(n, k), mem, axons, stored, np.zeros(k, np.int64), over <= 1)
+        k = min(n, max(k + 1, math.ceil(k * over)))
+
+
+def messages_per_neuron(graph: Graph, name: str, binaries, core_of) -> np.ndarray:
+    """Destination cores reached by each neuron of `name`, summed over its out-edges."""
+    n = int(np.prod(graph.node(name).shape))
+    out = np.zeros(n, np.int64)
+    for i, e in enumerate(graph.edges):
+        if e.src != name:
+            continue
+        dst_core = core_of[e.dst]
+        reach = (_assign(dst_core, int(dst_core.max()) + 1) @ binaries[i]).tocsc()
+        out += np.diff(reach.indptr)
+    return out
+
+
+def _partition(graph, placed, infos, binaries, spec, shared) -> dict[str, _Part]:
+    parts = {p.name: _fit_inputs(infos[p.name], int(np.prod(p.shape)), spec, shared) for p in placed}
+    # output axons: last layer first, so every destination's split is final when its sources are fitted
+    for pop in reversed([p for p in placed if graph.out_edges(p.name)]):
+        n, part = int(np.prod(pop.shape)), parts[pop.name]
+        while True:
+            msgs = messages_per_neuron(graph, pop.name, binaries, {q: v.core_of for q, v in parts.items()})
+            part.out_axons = np.bincount(part.core_of, weights=msgs, minlength=part.k).astype(np.int64)
+            over = part.out_axons.max(initial=0) / spec.out_axons_per_core
+            if over <= 1 or part.k >= n:
+                part.fits_outputs = over <= 1
+                break
+            k = min(n, max(part.k + 1, math.ceil(part.k * over)))
+            mem, axons, stored = _core_stats(infos[pop.name], n, k, spec, shared)
+            part = parts[pop.name] = _Part(k, _split(n, k), mem, axons, stored, np.zeros(k, np.int64),
+                                           part.fits_inputs)
+    return parts
+
+
+def estimate_resources(graph: Graph, matrices: list[sp.csr_matrix], spec: HardwareSpec) -> ResourceEstimate:
+    """Cores per layer and in total, for the discrete and the shared-weight synapse estimates."""
+    binaries = [binary(m) for m in matrices]
+    placed = [p for p in graph.populations if isinstance(p, (IF, Readout))]
+    infos: dict[str, list[_EdgeInfo]] = {}
+    for pop in placed:
+        info = []
+        for i, e in enumerate(graph.edges):
+            if e.dst != pop.name:
+                continue
+            src_shape = graph.node(e.src).shape
+            kernels = kernel_table(e, matrices[i], src_shape, pop.shape) if len(pop.shape) == 3 else None
+            plane = pop.shape[1] * pop.shape[2] if len(pop.shape) == 3 else 1
+            info.append(_EdgeInfo(e, binaries[i], kernels, plane))
+        infos[pop.name] = info
+    discrete = _partition(graph, placed, infos, binaries, spec, shared=False)
+    shared = _partition(graph, placed, infos, binaries, spec, shared=True)
+    layers: dict[str, LayerResources] = {}
+    for pop in placed:
+        d, s = discrete[pop.name], shared[pop.name]
+        row = LayerResources(
+            pop.name, int(np.prod(pop.shape)), cores=d.k, cores_shared=s.k,
+            synapses=sum(int(x.binary.nnz) for x in infos[pop.name]), synapses_shared=int(s.stored.sum()),
+            syn_mem_bits=int(d.mem.sum()), syn_mem_bits_shared=int(s.mem.sum()),
+            max_core_syn_mem_bits=int(d.mem.max(initial=0)), in_axons_max=int(d.axons.max(initial=0)),
+            out_axons_max=int(d.out_axons.max(initial=0)))
+        util = _utilisation(row.neurons, d.k, d.mem, d.axons, d.out_axons, spec)
+        row.binding = max(util, key=util.get)
+        if not d.fits_inputs:
+            row.notes.append("one neuron's inputs exceed a core's synaptic memory or input axons "
+                             "(would need multi-compartment / dendritic splitting, not modelled)")
+        if not d.fits_outputs:
+            row.notes.append("one neuron reaches more destination cores than a core has output axons")
+        if d.fits_inputs and not s.fits_inputs:
+            row.notes.append("the shared-weight estimate does not fit even one neuron per core")
+        row.feasible = d.fits_inputs and d.fits_outputs
+        layers[pop.name] = row
+    cores = sum(r.cores for r in layers.values())
+    cores_shared = sum(r.cores_shared for r in layers.values())
+    return ResourceEstimate(
+        layers=layers, cores=cores, chips=math.ceil(cores / spec.cores_per_chip),
+        cores_shared=cores_shared, chips_shared=math.ceil(cores_shared / spec.cores_per_chip),
+        feasible=all(r.feasible for r in layers.values()),
+        core_of={name: part.core_of for name, part in discrete.items()})
