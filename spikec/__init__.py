@@ -44,6 +44,19 @@ def verify(graph: Graph, inputs, steps: int, backends=("torch", "brian2", "lava"
                    progress=progress)
 
 
+def estimate(graph: Graph, inputs, steps: int, hardware="loihi2", energy_model=None,
+             backend: str = "torch", model=None, trace=None):
+    """Synaptic operations, energy (low / central / high) and Loihi cores of running `graph`.
+
+    Returns an Estimate: `.sops`, `.energy_j`, `.energy_band_j`, `.layers`, `.cores`, `.chips`,
+    `.to_json()`; see docs/estimate.md for definitions, constant sets and sources.
+    """
+    from spikec.analysis.estimate import estimate as _estimate
+
+    return _estimate(graph, inputs, steps, hardware=hardware, energy_model=energy_model,
+                     backend=backend, model=model, trace=trace)
+
+
 def save(graph: Graph, path) -> None:
     """Write `graph` to `path` in spikec's versioned HDF5 format (atomically)."""
     from spikec.ir.hdf5 import save as _save
@@ -59,5 +72,5 @@ def load(path) -> Graph:
 
 
 __all__ = ["Graph", "Input", "IF", "Readout", "Edge", "Dense", "Conv2d", "SumPool2d", "Flatten",
-           "Trace", "run", "verify", "save", "load", "SpikecError", "GraphError", "InputDataError",
+           "Trace", "run", "verify", "estimate", "save", "load", "SpikecError", "GraphError", "InputDataError",
            "FormatError", "UnsupportedError", "ConversionError", "OverflowRiskError", "BackendError"]

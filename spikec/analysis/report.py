@@ -1,0 +1,69 @@
+"""Terminal table of an Estimate (rich)."""
+
+from __future__ import annotations
+
+from spikec.analysis.energy import Band
+from spikec.analysis.estimate import Estimate
+
+
+def _si(value: float, unit: str = "") -> str:
+    if value == 0:
+        return f"0 {unit}".strip()
+    for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""), (1e-3, "m"), (1e-6, "µ"),
+                           (1e-9, "n"), (1e-12, "p")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}".strip()
+    return f"{value:.3g} {unit}".strip()
+
+
+def _band(b: Band) -> str:
+    return f"{_si(b.central, 'J')} [{_si(b.low, 'J')} – {_si(b.high, 'J')}]"
+
+
+def print_estimate(est: Estimate, console=None) -> None:
+    """Print per-layer rows (per inference), totals, energy band vs the ANN, cores and assumptions."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    b = est.batch
+    table = Table(title=f"spikec estimate — {est.hardware.name}, energy set {est.energy_model.name}, "
+                        f"{est.steps} steps (+{est.hardware_steps - est.steps} latency), per inference "
+                        f"(mean of {b})")
+    for col, justify in (("layer", "left"), ("kind", "left"), ("neurons", "right"), ("rate", "right"),
+                         ("spikes", "right"), ("synapses", "right"), ("SOPs", "right"),
+                         ("input MACs", "right"), ("energy (central)", "right"), ("cores", "right"),
+                         ("syn. mem", "right"), ("in/out axons", "right"), ("binding", "left")):
+        table.add_column(col, justify=justify)
+    for r in est.layers:
+        res = r.resources
+        table.add_row(
+            r.name + (f" ({r.source})" if r.source else ""), r.kind, f"{r.neurons:,}",
+            f"{r.firing_rate:.3f}" if r.kind != "readout" else "–", _si(r.spikes / b), _si(r.synapses),
+            _si(r.sops / b), _si(r.input_macs / b), _si(r.energy_j.central, "J"),
+            f"{res.cores}/{res.cores_shared}" if res else "host",
+            f"{res.syn_mem_bits / 8192:.1f}/{res.syn_mem_bits_shared / 8192:.1f} KiB" if res else "–",
+            f"{res.in_axons_max}/{res.out_axons_max}" if res else "–",
+            (res.binding + ("" if res.feasible else " (!)")) if res else "")
+    console.print(table)
+    console.print(f"SOPs {_si(est.sops)}   input MACs {_si(est.input_macs)} "
+                  f"({_si(est.input_macs_per_step)} per step)   spikes {_si(est.spikes)}   "
+                  f"neuron updates {_si(est.neuron_updates_active)} active / "
+                  f"{_si(est.neuron_updates_inactive)} inactive   spike messages {_si(est.messages)}")
+    console.print(f"[bold]SNN energy per inference[/bold] ({est.energy_model.name}): {_band(est.energy_band)}")
+    for name, band in est.energy_parts_j.items():
+        console.print(f"  {name:15s} {_band(band)}")
+    eff = "" if est.ann.effective_macs is None else f", {_si(est.ann.effective_macs)} effective"
+    console.print(f"[bold]ANN baseline[/bold] ({est.ann.source}): {_si(est.ann.macs)} MACs{eff}, "
+                  f"{_si(est.ann.acs)} ACs")
+    for name, band in est.ann_energy_j.items():
+        console.print(f"  {name:15s} {_band(band)}   SNN/ANN (central) "
+                      f"{est.energy_j / band.central if band.central else float('nan'):.3g}")
+    console.print(f"[bold]Cores[/bold] {est.cores} discrete / {est.cores_shared} shared-weight, "
+                  f"[bold]chips[/bold] {est.chips} / {est.chips_shared} "
+                  f"({est.hardware.cores_per_chip} cores per chip)"
+                  + ("" if est.feasible else "  [red]some layer does not fit (see notes)[/red]"))
+    if est.hardware.assumed:
+        console.print(f"[yellow]assumed hardware limits[/yellow]: {', '.join(est.hardware.assumed)}")
+    for text in est.energy_model.assumptions + est.hardware.notes + tuple(est.notes):
+        console.print(f"  - {text}", style="dim")
