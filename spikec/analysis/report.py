@@ -23,26 +23,28 @@ def _band(b: Band) -> str:
 def print_estimate(est: Estimate, console=None) -> None:
     """Print per-layer rows (per inference), totals, energy band vs the ANN, cores and assumptions."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=150)
     b = est.batch
     table = Table(title=f"spikec estimate — {est.hardware.name}, energy set {est.energy_model.name}, "
                         f"{est.steps} steps (+{est.hardware_steps - est.steps} latency), per inference "
                         f"(mean of {b})")
-    for col, justify in (("layer", "left"), ("kind", "left"), ("neurons", "right"), ("rate", "right"),
-                         ("spikes", "right"), ("synapses", "right"), ("SOPs", "right"),
-                         ("input MACs", "right"), ("energy (central)", "right"), ("cores", "right"),
-                         ("syn. mem", "right"), ("in/out axons", "right"), ("binding", "left")):
-        table.add_column(col, justify=justify)
+    for col in ("layer", "neurons", "rate", "spikes", "synapses", "SOPs", "input MACs", "energy",
+                "cores d/s", "mem KiB d/s", "axons in/out", "limit"):
+        table.add_column(col, justify="left" if col in ("layer", "limit") else "right", no_wrap=True)
     for r in est.layers:
         res = r.resources
         table.add_row(
-            r.name + (f" ({r.source})" if r.source else ""), r.kind, f"{r.neurons:,}",
+            escape(f"{r.name} [{r.kind}]" + (f" {r.source}" if r.source else "")), f"{r.neurons:,}",
             f"{r.firing_rate:.3f}" if r.kind != "readout" else "–", _si(r.spikes / b), _si(r.synapses),
             _si(r.sops / b), _si(r.input_macs / b), _si(r.energy_j.central, "J"),
             f"{res.cores}/{res.cores_shared}" if res else "host",
-            f"{res.syn_mem_bits / 8192:.1f}/{res.syn_mem_bits_shared / 8192:.1f} KiB" if res else "–",
+            f"{res.syn_mem_bits / 8192:.1f}/{res.syn_mem_bits_shared / 8192:.1f}" if res else "–",
             f"{res.in_axons_max}/{res.out_axons_max}" if res else "–",
             (res.binding + ("" if res.feasible else " (!)")) if res else "")
     console.print(table)
@@ -66,4 +68,4 @@ def print_estimate(est: Estimate, console=None) -> None:
     if est.hardware.assumed:
         console.print(f"[yellow]assumed hardware limits[/yellow]: {', '.join(est.hardware.assumed)}")
     for text in est.energy_model.assumptions + est.hardware.notes + tuple(est.notes):
-        console.print(f"  - {text}", style="dim")
+        console.print(f"  - {escape(text)}", style="dim")
