@@ -1,0 +1,266 @@
+"""Integer quantization: the normalized float IR -> an integer spikec.Graph at a target's widths.
+
+Per population (theta = 1 after `normalize`) one integer scale sigma is chosen, the largest that
+every constraint allows (recorded as "limited_by"):
+  weights      max |W~| * sigma <= 2^(weight_bits-1) - 1   (keep the most weight precision)
+  accumulator  per-step synaptic input <= target.input_limit
+  membrane     (only with `steps` and saturate=False) no state can saturate within T steps
+  theta        sigma <= target.theta_max;  bias: |b~| * sigma fits the bias format
+Then theta = sigma (an integer; even when v_init = theta/2 so that it is exact), W = round(W~ sigma)
+clipped to the weight range, bias = round(b~ sigma) legalised to mant << exp. If rounding pushes a
+bound over, sigma shrinks by 2 % and the layer is redone. The readout keeps a float sigma.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from spikec.compiler.bounds import edge_interval, membrane_range, per_channel_extremes, scale_caps
+from spikec.compiler.floatir import FloatConv, FloatDense, FloatGraph, FloatLayer, is_weighted, weighted_index
+from spikec.compiler.methods import Policy
+from spikec.compiler.targets import Target
+from spikec.ir.graph import Graph
+from spikec.ir.nodes import IF, Conv2d, Dense, Edge, Flatten, Input, Readout, SumPool2d
+
+
+def jsonable(x):
+    """numpy scalars/arrays -> python floats/ints/lists (scalars stay scalars)."""
+    if isinstance(x, dict):
+        return {k: jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.item()) if x.ndim == 0 else x.tolist()
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        return float(x)
+    return x
+
+
+def legalize_bias(b: np.ndarray, target: Target) -> tuple[np.ndarray, int, int]:
+    """Round integer biases to the target's mant << exp format; (bias, n_rounded, n_clipped)."""
+    b = np.asarray(b, np.int64)
+    limit = target.bias_max
+    clipped = int(np.count_nonzero(np.abs(b) > limit))
+    b = np.clip(b, -limit, limit)
+    if target.bias_mant_bits is None:
+        return b, 0, clipped
+    mmax = 2 ** (target.bias_mant_bits - 1) - 1
+    out = b.copy()
+    todo = np.abs(b) > mmax
+    for e in range(1, target.bias_exp_max + 1):
+        if not todo.any():
+            break
+        mant = np.rint(b / 2.0**e).astype(np.int64)
+        ok = todo & (np.abs(mant) <= mmax)
+        out[ok] = mant[ok] << e
+        todo &= ~ok
+    out[todo] = np.sign(b[todo]) * (mmax << target.bias_exp_max)
+    return out, int(np.count_nonzero(out != b)), clipped
+
+
+def _to_ir(op, weight=None):
+    if isinstance(op, FloatConv):
+        return Conv2d(weight, op.stride, op.padding, op.dilation, op.groups)
+    if isinstance(op, FloatDense):
+        return Dense(weight)
+    return op
+
+
+def _row_gain(op, sigma: np.ndarray) -> np.ndarray:
+    s = np.asarray(sigma, np.float64)
+    return s if s.ndim == 0 else s.reshape((-1,) + (1,) * (op.weight.ndim - 1))
+
+
+def _fan_in(ops) -> int:
+    n = 1
+    for op in ops:
+        if isinstance(op, SumPool2d):
+            n *= op.kernel[0] * op.kernel[1]
+        elif is_weighted(op):
+            n *= int(np.prod(op.weight.shape[1:]))
+    return n
+
+
+class LayerQuantizer:
+    """Quantizes one IF layer or the readout (see module docstring)."""
+
+    def __init__(self, fir: FloatGraph, target: Target, policy: Policy, input_bits: int,
+                 steps: int | None, saturate: bool, per_channel: bool):
+        self.layers = {lay.name: lay for lay in fir.layers}
+        self.fir, self.target, self.policy = fir, target, policy
+        self.input_limit = 2 ** (input_bits - 1) - 1
+        self.steps = None if saturate else steps
+        self.per_channel = per_channel
+
+    def src_range(self, name: str) -> tuple[float, float]:
+        if self.layers[name].kind == "input":
+            return -self.input_limit, self.input_limit
+        return (-1 if self.policy.signed else 0), 1
+
+    def current(self, edges, weights=None):
+        lo = hi = 0.0
+        for i, e in enumerate(edges):
+            ops = e.ops if weights is None else weights[i]
+            elo, ehi = edge_interval(ops, self.layers[e.src].shape, *self.src_range(e.src))
+            lo, hi = lo + elo, hi + ehi
+        return lo, hi
+
+    def quantize(self, lay: FloatLayer):
+        edges = self.fir.in_edges(lay.name)
+        is_if = lay.kind == "if"
+        rows_map = self.per_channel and is_if and all(
+            not any(isinstance(op, Flatten) for op in e.ops[weighted_index(e.ops):]) for e in edges)
+        channels = lay.shape[0]
+        bias = np.zeros(()) if lay.bias is None else np.asarray(lay.bias, np.float64)
+        b_lo, b_hi = per_channel_extremes(bias, lay.shape)
+        lo, hi = self.current(edges)
+        caps = scale_caps(lo, hi, b_lo, b_hi, lay.v_init, lay.kind, self.steps, self.target.state_max,
+                          self.target.input_limit)
+        amax = np.zeros(channels) if rows_map else np.zeros(())
+        for e in edges:
+            w = np.abs(e.ops[weighted_index(e.ops)].weight)
+            amax = np.maximum(amax, w.reshape(w.shape[0], -1).max(1) if rows_map else w.max())
+        with np.errstate(divide="ignore"):
+            caps["weights"] = self.target.weight_max / amax
+            caps["bias"] = self.target.bias_max / np.maximum(np.abs(b_lo), np.abs(b_hi))
+        if is_if:
+            caps["theta"] = np.float64(self.target.theta_max)
+        if not rows_map:
+            caps = {k: np.float64(np.min(v)) for k, v in caps.items()}
+        sigma = np.min(np.stack(np.broadcast_arrays(*caps.values())), axis=0)
+        limited = [list(caps)[i] for i in np.atleast_1d(np.argmin(np.stack(np.broadcast_arrays(*caps.values())),
+                                                                     axis=0))]
+        if not np.all(np.isfinite(sigma)):  # a layer with no weights and no bias
+            sigma = np.where(np.isfinite(sigma), sigma, self.target.weight_max)
+        for _ in range(60):
+            theta = self._theta(sigma, lay) if is_if else np.float64(sigma)
+            result = self._apply(lay, edges, theta, bias)
+            if self._fits(lay, edges, result, theta) or (is_if and np.all(theta <= 1)):
+                break
+            sigma = np.maximum(np.floor(np.asarray(sigma) * 0.98), 1.0) if is_if else sigma * 0.98
+            limited = ["rounding"] * len(limited)
+        return result, theta, sorted(set(limited))
+
+    def _theta(self, sigma, lay: FloatLayer) -> np.ndarray:
+        theta = np.maximum(np.floor(np.asarray(sigma, np.float64)), 1).astype(np.int64)
+        frac = lay.v_init
+        if frac:
+            exact = np.isclose(frac * theta, np.rint(frac * theta))
+            theta = np.where(~exact & (theta > 1), theta - 1, theta)
+        return theta
+
+    def _apply(self, lay, edges, theta, bias):
+        ops_out, w_err, w_ref, zeroed, clipped = [], 0.0, 0.0, 0, 0
+        tmax, tmin = self.target.weight_max, self.target.weight_min
+        for e in edges:
+            new = []
+            for op in e.ops:
+                if not is_weighted(op):
+                    new.append(op)
+                    continue
+                exact = op.weight * _row_gain(op, theta)
+                w = np.rint(exact)
+                clipped += int(np.count_nonzero((w > tmax) | (w < tmin)))
+                w = np.clip(w, tmin, tmax).astype(np.int64)
+                zeroed += int(np.count_nonzero((w == 0) & (op.weight != 0)))
+                w_err += float(((w - exact) ** 2 / _row_gain(op, theta) ** 2).sum())
+                w_ref += float((op.weight ** 2).sum())
+                new.append(_to_ir(op, w))
+            ops_out.append(tuple(new))
+        b_int = np.rint(bias * _bias_gain(theta, bias, lay.shape)).astype(np.int64)
+        b_leg, b_round, b_clip = legalize_bias(b_int, self.target)
+        return {"ops": ops_out, "bias": b_leg, "weight_error": math.sqrt(w_err / w_ref) if w_ref else 0.0,
+                "clipped": {"weights": clipped, "bias": b_clip},
+                "rounded": {"weights_to_zero": zeroed, "bias_format": b_round}}
+
+    def _fits(self, lay, edges, result, theta) -> bool:
+        lo, hi = self.current(edges, result["ops"])
+        if max(np.abs(lo).max(), np.abs(hi).max()) > self.target.input_limit:
+            return False
+        if not self.steps:
+            return True
+        b_lo, b_hi = per_channel_extremes(result["bias"], lay.shape)
+        lo_t, hi_t = lo + b_lo, hi + b_hi
+        if lay.kind == "readout":
+            need = self.steps * np.maximum(np.abs(lo_t), np.abs(hi_t)).max()
+        else:
+            v0 = np.rint(lay.v_init * theta)
+            low, high = membrane_range(lo_t, hi_t, theta, v0, None, self.steps)
+            need = max(-low.min(), high.max())
+        return need <= self.target.state_max
+
+
+def _bias_gain(theta, bias, shape):
+    t = np.asarray(theta, np.float64)
+    if t.ndim and np.ndim(bias) == len(shape) and len(shape) > 1:
+        return t.reshape((-1,) + (1,) * (len(shape) - 1))
+    return t
+
+
+def quantize(fir: FloatGraph, target: Target, policy: Policy, *, input_bits: int, steps: int | None,
+             saturate: bool, per_channel: bool = False) -> Graph:
+    """The integer graph plus meta["layers"], one JSON-able record per population."""
+    q = LayerQuantizer(fir, target, policy, input_bits, steps, saturate, per_channel)
+    pops, edges, rows = [], [], []
+    for lay in fir.layers:
+        if lay.kind == "input":
+            pops.append(Input(lay.name, lay.shape, "current", value_bits=input_bits, scale=lay.scale))
+            rows.append({"name": lay.name, "type": "Input", "source": lay.source, "node": lay.node,
+                         "shape": list(lay.shape), "scale": lay.scale, "value_bits": input_bits, "start": 1})
+            continue
+        result, theta, limited = q.quantize(lay)
+        in_edges = fir.in_edges(lay.name)
+        edges += [Edge(e.src, lay.name, ops) for e, ops in zip(in_edges, result["ops"])]
+        row = {"name": lay.name, "type": "IF" if lay.kind == "if" else "Readout", "source": lay.source,
+               "node": lay.node, "activation": lay.activation, "shape": list(lay.shape),
+               "fan_in": sum(_fan_in(e.ops) for e in in_edges)}
+        if lay.kind == "if":
+            fields = _if_fields(lay, theta, target)
+            v_init = np.int64(np.rint(lay.v_init * theta)) if np.ndim(theta) == 0 else np.rint(
+                lay.v_init * theta).astype(np.int64)
+            pops.append(IF(lay.name, lay.shape, theta=theta, v_init=v_init, bias=result["bias"],
+                           state_bits=target.state_bits, **fields))
+            theta_f = np.asarray(lay.theta, np.float64)
+            row.update(theta_float=theta_f, theta=theta, scale=theta / theta_f, v_init=v_init)
+            dst_unit = theta_f
+        else:
+            pops.append(Readout(lay.name, lay.shape, bias=result["bias"], state_bits=target.state_bits,
+                                **policy.readout_fields()))
+            row.update(theta_float=None, theta=None, scale=theta, v_init=None)
+            dst_unit = np.float64(1.0)
+        row["weight_scale"] = {e.src: _weight_scale(q.layers[e.src], theta, dst_unit) for e in in_edges}
+        row.update(weight_error=result["weight_error"], clipped=result["clipped"], rounded=result["rounded"],
+                   limited_by=limited, start=None, notes=lay.notes)
+        rows.append(jsonable(row))
+    meta = {"layers": rows, "method": policy.name, "target": target.name}
+    return Graph(tuple(pops), tuple(edges), meta)
+
+
+def _weight_scale(src: FloatLayer, theta, dst_unit):
+    """Integer weight units per float (BN-folded) weight unit on an edge from `src`:
+    scale(dst) * unit(src). A scalar when both factors are; else {"out": per output channel,
+    "in": per input channel} factors whose product is the scale."""
+    unit = np.float64(1.0 / src.scale) if src.kind == "input" else np.asarray(src.theta, np.float64)
+    out = np.asarray(theta, np.float64) / np.asarray(dst_unit, np.float64)
+    if out.ndim == 0 and unit.ndim == 0:
+        return out * unit
+    return {"out": out, "in": unit}
+
+
+def _if_fields(lay: FloatLayer, theta, target: Target) -> dict:
+    """The policy's extra IF fields in integer units (theta_neg as a fraction of theta)."""
+    out = {}
+    for key, value in lay.fields.items():
+        if key == "theta_neg":
+            out[key] = np.maximum(np.rint(np.asarray(value, np.float64) * theta), 1).astype(np.int64)
+        elif key == "bias_schedule":
+            sched = np.rint(np.asarray(value, np.float64) * np.asarray(theta, np.float64)
+                            / np.asarray(lay.theta, np.float64)).astype(np.int64)
+            out[key] = legalize_bias(sched, target)[0]
+        else:
+            out[key] = value
+    return out

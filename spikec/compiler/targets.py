@@ -1,0 +1,87 @@
+"""Compile targets: the bit widths and ranges the integer graph must respect.
+
+A target is a small frozen record; `register` adds one (the Lava engineer adds "loihi-stock").
+The quantizer reads the widths, the bound check reads the state and per-step input limits, the
+retiming pass reads `max_delay`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from spikec.errors import UnsupportedError
+
+
+@dataclass(frozen=True)
+class Target:
+    """Integer formats of one deployment target (all limits inclusive, symmetric where signed).
+
+    weight_bits:   signed weights lie in [-2^(b-1), 2^(b-1) - 1] (per layer scale, no exponent).
+    theta_max:     largest integer threshold (Loihi: 17-bit vth mantissa).
+    bias_mant_bits, bias_exp_max: a bias must equal mant << exp with |mant| <= 2^(m-1) - 1 and
+                   exp in 0..bias_exp_max; None = any integer that fits the state.
+    state_bits:    membrane / readout accumulator width (saturating, see SEMANTICS §3).
+    input_limit:   largest |per-step synaptic input| a neuron may receive (Loihi: below 2^17).
+    max_delay:     largest extra edge delay (Loihi: 62).
+    input_bits:    default width of a current-encoded Input's values.
+    """
+
+    name: str
+    weight_bits: int
+    theta_max: int
+    bias_mant_bits: int | None
+    bias_exp_max: int | None
+    state_bits: int
+    input_limit: int
+    max_delay: int = 62
+    input_bits: int = 8
+    description: str = ""
+
+    @property
+    def weight_max(self) -> int:
+        return 2 ** (self.weight_bits - 1) - 1
+
+    @property
+    def weight_min(self) -> int:
+        return -(2 ** (self.weight_bits - 1))
+
+    @property
+    def state_max(self) -> int:
+        return 2 ** (self.state_bits - 1) - 1
+
+    @property
+    def bias_max(self) -> int:
+        """Largest |bias| the format can hold."""
+        if self.bias_mant_bits is None:
+            return self.state_max
+        return (2 ** (self.bias_mant_bits - 1) - 1) << self.bias_exp_max
+
+
+TARGETS: dict[str, Target] = {}
+
+
+def register(target: Target) -> Target:
+    """Add (or replace) a target under `target.name`; returns it."""
+    TARGETS[target.name] = target
+    return target
+
+
+def get(name) -> Target:
+    """The target called `name` (a Target instance is returned as is)."""
+    if isinstance(name, Target):
+        return name
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise UnsupportedError(f"unknown target {name!r}; known targets: {', '.join(sorted(TARGETS))}") from None
+
+
+register(Target(
+    "loihi", weight_bits=8, theta_max=2**17 - 1, bias_mant_bits=13, bias_exp_max=7, state_bits=24,
+    input_limit=2**17 - 1, max_delay=62, input_bits=8,
+    description="Loihi 2 formats with the project's IF neuron process: int8 weights, 17-bit theta, "
+                "13-bit bias mantissa << 0..7, 24-bit saturating membrane, per-step input < 2^17"))
+register(Target(
+    "int32", weight_bits=16, theta_max=2**31 - 1, bias_mant_bits=None, bias_exp_max=None, state_bits=32,
+    input_limit=2**31 - 1, max_delay=62, input_bits=8,
+    description="generic 32-bit integer target: int16 weights, 32-bit saturating state, no Loihi formats"))
