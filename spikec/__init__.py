@@ -18,6 +18,20 @@ from spikec.trace import Trace
 __version__ = "0.1.0"
 
 
+def compile(model, example_input, *, method: str = "qcfs", calibration=None, steps: int | None = None,  # noqa: A001
+            target: str = "loihi", **options) -> Graph:
+    """Convert a trained PyTorch CNN to an integer IF graph (see spikec.compiler.api.compile).
+
+    method: "qcfs" | "opi" | "maxnorm" | "robust" (or a registered one); calibration: a batch of
+    training inputs for ReLU thresholds; steps: the T to prove overflow-free for; target: "loihi"
+    | "int32". Options: per_channel, percentile, saturate, input_bits, input_scale, ...
+    """
+    from spikec.compiler import compile as _compile
+
+    return _compile(model, example_input, method=method, calibration=calibration, steps=steps,
+                    target=target, **options)
+
+
 def run(graph: Graph, inputs, steps: int, backend: str = "torch", record: bool = False,
         record_v: bool = False, **options) -> Trace:
     """Run `graph` on a batch of integer `inputs` for `steps` evaluated steps on `backend`.
@@ -72,5 +86,5 @@ def load(path) -> Graph:
 
 
 __all__ = ["Graph", "Input", "IF", "Readout", "Edge", "Dense", "Conv2d", "SumPool2d", "Flatten",
-           "Trace", "run", "verify", "estimate", "save", "load", "SpikecError", "GraphError", "InputDataError",
-           "FormatError", "UnsupportedError", "ConversionError", "OverflowRiskError", "BackendError"]
+           "Trace", "compile", "run", "verify", "estimate", "save", "load", "SpikecError", "GraphError",
+           "InputDataError", "FormatError", "UnsupportedError", "ConversionError", "OverflowRiskError", "BackendError"]

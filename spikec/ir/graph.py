@@ -123,6 +123,12 @@ class Graph:
 
         return check_inputs(self, inputs, steps)
 
+    def report(self) -> list[dict]:
+        """Per-population compile report rows (spikec.compiler.report.report)."""
+        from spikec.compiler.report import report
+
+        return report(self)
+
     def validate(self) -> Graph:
         """Raise GraphError naming node and field on anything malformed; returns self."""
         from spikec.ir.validate import validate
