@@ -85,6 +85,26 @@ def load(path) -> Graph:
     return _load(path)
 
 
+# format -> "module:function" writing `graph` to `path` (imported only when used)
+_EXPORTERS = {
+    "brian2": "spikec.backends.brian2_export:export_brian2",
+}
+
+
+def export(graph: Graph, path, format: str) -> None:  # noqa: A002
+    """Write `graph` to `path` for another tool; `format` is one of the keys of `_EXPORTERS`.
+
+    "brian2": a runnable Brian2 script (`python path inputs.npy STEPS`) plus its parameters in
+    `path` with suffix .npz.
+    """
+    import importlib
+
+    if format not in _EXPORTERS:
+        raise FormatError(f"unknown export format {format!r}; known: {', '.join(sorted(_EXPORTERS))}")
+    module, function = _EXPORTERS[format].split(":")
+    getattr(importlib.import_module(module), function)(graph, path)
+
+
 __all__ = ["Graph", "Input", "IF", "Readout", "Edge", "Dense", "Conv2d", "SumPool2d", "Flatten",
-           "Trace", "compile", "run", "verify", "estimate", "save", "load", "SpikecError", "GraphError",
+           "Trace", "compile", "run", "verify", "estimate", "save", "load", "export", "SpikecError", "GraphError",
            "InputDataError", "FormatError", "UnsupportedError", "ConversionError", "OverflowRiskError", "BackendError"]

@@ -25,6 +25,13 @@ How the IR maps onto Brian2 (one clock step = one hardware step t = t_in_timeste
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
 import numpy as np
 from brian2 import EventMonitor, Network, NeuronGroup, SpikeMonitor, StateMonitor, Synapses, TimedArray, ms
 from brian2.core.clocks import Clock
@@ -293,3 +300,57 @@ def simulate(spec: dict, x, steps: int, record: bool = False, record_v: bool = F
                        lambda key, *default: probes[key].get_value() if key in probes else default[0])
     finally:
         prefs.codegen.target = previous
+
+
+# --------------------------------------------------------------------------- spec files and script use
+
+
+def save_spec(spec: dict, path) -> None:
+    """Write the spec to an .npz (arrays + JSON metadata) atomically: temp file, then rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, __meta__=np.array(json.dumps(spec["meta"])), **spec["arrays"])
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_spec(path) -> dict:
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files if key != "__meta__"}
+        return {"meta": json.loads(str(data["__meta__"])), "arrays": arrays}
+
+
+def main(argv=None) -> int:
+    """Command line of an exported script: run the network on inputs from an .npy file."""
+    parser = argparse.ArgumentParser(description="Run a spikec integer IF network with Brian2.")
+    parser.add_argument("inputs", help=".npy of integer inputs: [B, *shape] (current encoding) or "
+                                       "[B, S, *shape] (spikes)")
+    parser.add_argument("steps", type=int, help="evaluated readout steps T")
+    parser.add_argument("--spec", default=str(Path(__file__).with_suffix(".npz")),
+                        help="network parameters (default: the .npz next to this script)")
+    parser.add_argument("--target", choices=("numpy", "cython"), default="numpy")
+    parser.add_argument("--record", action="store_true", help="also record every layer's spikes")
+    parser.add_argument("--out", help="write output, saturations (and spikes) to this .npz")
+    args = parser.parse_args(argv)
+    spec = load_spec(args.spec)
+    x = np.load(args.inputs)
+    expected = tuple(spec["meta"]["input"]["shape"])
+    if x.dtype.kind not in "iu" or x.shape[-len(expected):] != expected:
+        parser.error(f"inputs must be an integer array [B, ..., {expected}], got {x.dtype} {x.shape}")
+    result = simulate(spec, x, args.steps, record=args.record, target=args.target)
+    for b, row in enumerate(result["output"]):
+        print(f"sample {b}: " + " ".join(str(int(v)) for v in row))
+    if args.out:
+        extra = {f"saturations/{k}": np.int64(v) for k, v in result["saturations"].items()}
+        extra.update({f"spikes/{k}": v for k, v in (result["spikes"] or {}).items()})
+        np.savez(args.out, output=result["output"], **extra)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

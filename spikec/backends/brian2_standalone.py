@@ -1,0 +1,143 @@
+"""Brian2's cpp_standalone target: build once per network, then rerun the binary with new inputs.
+
+A project is built (g++) into `<cache_dir>/<digest>/`, where the digest covers the spec, the
+batch size, the step count, what is recorded and the Brian2 version. Next to the binary a
+`spikec.json` manifest names, for every input array, the command-line argument Brian2's binary
+accepts (`<group>.<variable>=<file>`, `<timedarray>.values=<file>`, Brian2's `run_args`) and, for
+every probed array, the result file it writes. Later runs, in this process or another, only write
+the input files, run `./main --results_dir <tmp>` and read the results: no Brian2 device state is
+touched, so nothing leaks between calls. Builds happen in a temporary folder renamed into place,
+so concurrent builds of the same network do not see half-written projects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from spikec.backends import brian2_model
+from spikec.backends.brian2_plan import spec_digest
+from spikec.errors import BackendError
+
+MANIFEST = "spikec.json"
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("SPIKEC_CACHE_DIR")
+    return Path(env) / "brian2" if env else Path.home() / ".cache" / "spikec" / "brian2"
+
+
+def simulate_standalone(spec: dict, x: np.ndarray, steps: int, record: bool, record_v: bool,
+                        cache_dir=None) -> dict:
+    """Run the spec with cpp_standalone (building it first if it is not cached); `collect`'s dict."""
+    import brian2
+
+    batch = x.shape[0]
+    inputs = brian2_model.input_values(spec, x, steps)
+    digest = spec_digest(spec, batch, int(steps), bool(record), bool(record_v), brian2.__version__,
+                         CACHE_VERSION)
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    project = root / digest[:32]
+    if not (project / MANIFEST).exists():
+        build_project(spec, batch, steps, inputs, record, record_v, project)
+    return run_project(project, spec, batch, steps, inputs)
+
+
+def build_project(spec: dict, batch: int, steps: int, inputs: dict, record: bool, record_v: bool,
+                  project: Path) -> None:
+    """Generate and compile the C++ project for this network into `project`."""
+    project.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{project.name}.", dir=project.parent))
+    try:
+        with _standalone_device() as device:
+            net, handles = brian2_model.build(spec, batch, steps, inputs, record, record_v)
+            net.run(brian2_model.hardware_steps(spec, steps) * brian2_model.DT)
+            device.build(directory=str(tmp), compile=True, run=False, with_output=False)
+            probes = {key: {"file": device.get_array_filename(var), "dtype": np.dtype(var.dtype).str}
+                      for key, var in handles["probes"].items()}
+            arguments = {key: _input_arg(obj, name) for key, (obj, name) in handles["inputs"].items()}
+        manifest = {"probes": probes, "inputs": arguments}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        try:
+            os.rename(tmp, project)
+        except OSError:
+            if not (project / MANIFEST).exists():  # not a concurrent build of the same project
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_project(project: Path, spec: dict, batch: int, steps: int, inputs: dict) -> dict:
+    """Run a built project on `inputs` (from `brian2_model.input_values`)."""
+    manifest = json.loads((project / MANIFEST).read_text())
+    with tempfile.TemporaryDirectory(prefix="run.", dir=project) as tmp:
+        args = []
+        for key, value in inputs.items():
+            entry = manifest["inputs"][key]
+            arr = np.ascontiguousarray(value, dtype=np.dtype(entry["dtype"]))
+            if arr.size != entry["size"]:
+                raise BackendError(f"cpp_standalone input {key}: {arr.size} values, the project expects "
+                                   f"{entry['size']}")
+            path = os.path.join(tmp, f"{key}.dat")
+            arr.tofile(path)
+            args.append(f"{entry['arg']}={path}")
+        done = subprocess.run(["./main", "--results_dir", tmp + os.sep, *args], cwd=project,
+                              capture_output=True, text=True)
+        if done.returncode != 0 or "Error" in done.stderr:
+            raise BackendError(f"cpp_standalone binary in {project} failed ({done.returncode}): "
+                               f"{(done.stderr or done.stdout)[-2000:]}")
+
+        def get(key, *default):
+            entry = manifest["probes"].get(key)
+            if entry is None:
+                return default[0]
+            return np.fromfile(os.path.join(tmp, entry["file"]), dtype=np.dtype(entry["dtype"]))
+
+        result = brian2_model.collect(spec, batch, steps, _reshaping(get, spec, batch))
+    return result
+
+
+def _reshaping(get, spec: dict, batch: int):
+    """Result files are flat; StateMonitor `v` is [steps, neurons]."""
+    sizes = {layer["group"]: layer["n"] * batch for layer in spec["meta"]["layers"]}
+
+    def wrapped(key, *default):
+        value = get(key, *default)
+        if key.endswith(".v") and value is not None:
+            value = value.reshape(-1, sizes[key[:-2]])
+        return value
+
+    return wrapped
+
+
+def _input_arg(obj, name) -> dict:
+    if name is None:  # a TimedArray
+        values = obj.values
+        return {"arg": f"{obj.name}.values", "dtype": np.dtype(values.dtype).str, "size": int(values.size)}
+    var = obj.variables[name]
+    return {"arg": f"{obj.name}.{name}", "dtype": np.dtype(var.dtype).str, "size": int(var.size)}
+
+
+@contextmanager
+def _standalone_device():
+    """Activate a fresh cpp_standalone device; afterwards reinit it and restore the previous device."""
+    from brian2.devices.device import get_device, reset_device, set_device
+
+    set_device("cpp_standalone", build_on_run=False)
+    device = get_device()
+    try:
+        device.reinit()
+        device.activate(build_on_run=False)
+        yield device
+    finally:
+        device.reinit()
+        reset_device()
