@@ -38,10 +38,19 @@ def why_unavailable() -> str:
     return "" if is_available() else "PyTorch is not installed (pip install torch)"
 
 
-def run(graph, inputs, steps, record=False, record_v=False, device=None) -> Trace:
+# Samples run together by default: about this many neuron-steps in the largest population, so
+# that the per-layer [steps, batch, *shape] tensors stay small enough to be reused by the memory
+# allocator and mostly cache-resident (measured on a 2-core CPU: 250 samples at once ran slower
+# than 5 chunks of 50 on LeNet).
+CHUNK_NEURON_STEPS = 2 ** 22
+
+
+def run(graph, inputs, steps, record=False, record_v=False, device=None, chunk=None) -> Trace:
     """Run `graph` on integer `inputs` for `steps` evaluated steps; same result as the reference.
 
     device: None or "cpu" (default), "cuda", or a torch.device.
+    chunk:  samples processed together (default: sized from CHUNK_NEURON_STEPS on CPU, all at
+            once on CUDA). Results do not depend on it.
     """
     import torch
 
@@ -52,8 +61,27 @@ def run(graph, inputs, steps, record=False, record_v=False, device=None) -> Trac
     dev = torch.device("cpu" if device is None else device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise BackendError("torch backend: device 'cuda' requested but CUDA is not available")
+    if chunk is None:
+        largest = max(int(np.prod(p.shape)) for p in graph.populations)
+        per_sample = largest * graph.hardware_steps(steps)
+        chunk = len(x) if dev.type == "cuda" else max(1, CHUNK_NEURON_STEPS // per_sample)
+    if not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise BackendError(f"torch backend: chunk must be a positive int, got {chunk!r}")
     with exact_math(dev), torch.no_grad():
-        return _Run(graph, x, steps, record, record_v, dev).execute()
+        parts = [_Run(graph, x[i:i + chunk], steps, record, record_v, dev).execute()
+                 for i in range(0, len(x), chunk)]
+    return parts[0] if len(parts) == 1 else _concat(parts)
+
+
+def _concat(parts: list[Trace]) -> Trace:
+    """One Trace from the traces of consecutive slices of a batch."""
+    first = parts[0]
+    join = lambda get: None if get(first) is None else {  # noqa: E731
+        name: np.concatenate([get(p)[name] for p in parts], axis=1) for name in get(first)}
+    saturations = {name: sum(p.saturations[name] for p in parts) for name in first.saturations}
+    return Trace(output=np.concatenate([p.output for p in parts]), steps=first.steps,
+                 latency=first.latency, spikes=join(lambda p: p.spikes), saturations=saturations,
+                 voltages=join(lambda p: p.voltages), backend=NAME)
 
 
 @dataclass
@@ -202,9 +230,8 @@ class _Run:
 
     def _build_drive(self, layer, first: int, last: int, n: int, dtype, shape) -> list:
         """drive[i] = everything added to v at local step i + 1 (current, bias, bias schedule)."""
-        from spikec.backends.torch_ops import param
+        from spikec.backends.torch_ops import param, state_tensor, steps_tensor
 
-        torch = self.torch
         p = lambda a: param(a, layer.shape, dtype, self.device)  # noqa: E731
         varying = None
         constants = [(0, p(layer.bias))] if layer.bias.any() else []
@@ -221,7 +248,7 @@ class _Run:
                 varying = values
                 continue
             if varying is None:
-                varying = torch.zeros((n,) + shape, dtype=dtype, device=self.device)
+                varying = steps_tensor(n, shape, dtype, self.device).zero_()
             varying[offset: offset + len(values)] += values
         schedule = [] if layer.bias_schedule is None else list(layer.bias_schedule[:n])
         if varying is not None:
@@ -237,7 +264,7 @@ class _Run:
         for a, b in zip(cuts[:-1], cuts[1:]):
             if a >= n:
                 break
-            step = torch.zeros(shape, dtype=dtype, device=self.device)
+            step = state_tensor(shape, dtype, self.device)
             for offset, c in constants:
                 if offset <= a:
                     step += c

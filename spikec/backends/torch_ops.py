@@ -131,6 +131,20 @@ def max_abs(value: np.ndarray | None) -> int:
     return 0 if value is None or value.size == 0 else int(np.abs(value).max())
 
 
+def steps_tensor(steps: int, shape: tuple[int, ...], dtype, device) -> torch.Tensor:
+    """Uninitialised [steps, B, *neurons]; for maps each step [B, C, H, W] is channels-last, the
+    layout oneDNN convolves fastest, and reshaping to [steps * B, C, H, W] stays a view."""
+    if len(shape) != 4:
+        return torch.empty((steps,) + shape, dtype=dtype, device=device)
+    b, c, h, w = shape
+    return torch.empty((steps, b, h, w, c), dtype=dtype, device=device).permute(0, 1, 4, 2, 3)
+
+
+def state_tensor(shape: tuple[int, ...], dtype, device) -> torch.Tensor:
+    """Zeros of `shape` ([B, *neurons]) in the layout of one step of `steps_tensor`."""
+    return steps_tensor(1, shape, dtype, device)[0].zero_()
+
+
 @dataclass
 class ScanResult:
     spikes: torch.Tensor              # [L, B, *shape], values in {-1, 0, 1}
@@ -150,15 +164,15 @@ def if_scan(layer: IF, drive: list[torch.Tensor], batch: int, dtype: torch.dtype
     p = lambda a: param(a, layer.shape, dtype, device)  # noqa: E731
     theta = p(layer.theta)
     v_init = p(layer.v_init).expand(shape)
-    v = v_init.clone()
-    out = torch.empty((steps,) + shape, dtype=dtype, device=device)
+    v = state_tensor(shape, dtype, device).copy_(v_init)
+    out = steps_tensor(steps, shape, dtype, device)
     volts = torch.empty_like(out) if record_v else None
     limit = 2 ** (layer.state_bits - 1) - 1
     saturated = torch.zeros((), dtype=torch.int64, device=device)
     signed = layer.theta_neg is not None
     theta_neg = p(layer.theta_neg) if signed else None
     gated = signed and layer.gate == "net"
-    net = torch.zeros(shape, dtype=dtype, device=device) if gated else None
+    net = torch.zeros_like(v) if gated else None
     mask = None
     for i in range(steps):
         v.add_(drive[i])
