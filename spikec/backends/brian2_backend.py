@@ -58,8 +58,8 @@ def run(graph, inputs, steps, record=False, record_v=False, target: str = DEFAUL
             raise
         raise BackendError(f"brian2 ({target}) failed on this graph: {type(err).__name__}: {err}") from err
     return Trace(output=result["output"], steps=int(steps), latency=graph.latency,
-                 spikes=result["spikes"] if record else None, saturations=result["saturations"],
-                 voltages=result["voltages"] if record_v else None, backend=f"{NAME}:{target}")
+                 spikes=(result["spikes"] or {}) if record else None, saturations=result["saturations"],
+                 voltages=(result["voltages"] or {}) if record_v else None, backend=f"{NAME}:{target}")
 
 
 @contextmanager
