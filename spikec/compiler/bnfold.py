@@ -69,7 +69,9 @@ def fold_batchnorm(gm: fx.GraphModule) -> fx.GraphModule:
 def _fuse(layer: nn.Module, gain: torch.Tensor, shift: torch.Tensor) -> None:
     """In place on the (copied) layer: W <- g W, b <- g b + shift."""
     w = layer.weight.detach().double()
-    b = layer.bias.detach().double() if layer.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+    b = torch.zeros(w.shape[0], dtype=torch.float64)
+    if layer.bias is not None:
+        b = layer.bias.detach().double()
     new_w = w * gain.reshape((-1,) + (1,) * (w.ndim - 1))
     new_b = b * gain + shift
     dtype = layer.weight.dtype

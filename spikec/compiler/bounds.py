@@ -129,6 +129,10 @@ def layer_bounds(graph: Graph, name: str, steps: int | None) -> dict:
     return out
 
 
+def _state_name(node) -> str:
+    return "accumulator" if isinstance(node, Readout) else "membrane"
+
+
 def _safe(reach, limit: int, cap: int = 2**31) -> int | None:
     """Largest T with reach(T) <= limit (None = unbounded within `cap`); reach is non-decreasing."""
     if reach(cap) <= limit:
@@ -164,7 +168,7 @@ def check_bounds(graph: Graph, input_limit: int, steps: int | None, saturate: bo
         at_risk = steps is not None and max(-b["low"], b["high"]) > limit
         if at_risk and not saturate:
             raise OverflowRiskError(
-                f"{name}: within {steps} steps the {'accumulator' if isinstance(node, Readout) else 'membrane'} "
+                f"{name}: within {steps} steps the {_state_name(node)} "
                 f"can reach [{b['low']:.0f}, {b['high']:.0f}], beyond the {node.state_bits}-bit range "
                 f"+-{limit} (worst case, safe for {b['safe_steps']} steps). Pass saturate=True to accept "
                 "saturation (every backend clips and counts it identically), or use fewer steps")

@@ -133,14 +133,12 @@ class Expr:
             if not same:
                 terms.append(t)
                 continue
-            s = terms[same[0]]
-            if s.weighted or t.weighted or len(s.ops) != len(t.ops) or any(
-                    type(a) is not type(b) or (isinstance(a, SumPool2d) and
-                                               (a.kernel, a.stride) != (b.kernel, b.stride))
-                    for a, b in zip(s.ops, t.ops)):
+            merged = _merge(terms[same[0]], t)
+            if merged is None:
                 raise UnsupportedError(f"{where}: two different paths from {t.src} meet at one addition "
-                                       "with no activation on either; spikec needs them merged into one")
-            terms[same[0]] = replace(s, gain=s.gain + t.gain)
+                                       "with no activation on either, and they cannot be merged into one "
+                                       "synapse op; insert an activation on one path")
+            terms[same[0]] = merged
         if self.bias is None or other.bias is None:
             bias = self.bias if other.bias is None else other.bias
         else:
@@ -168,6 +166,57 @@ class Expr:
             if np.all(per == per[:, :1]):
                 return per[:, 0].copy()
         return b.copy()
+
+
+def _merge(a: Term, b: Term) -> Term | None:
+    """One term equal to a + b (same source), or None if no single op chain computes it."""
+    if not a.weighted and not b.weighted:
+        if len(a.ops) == len(b.ops) and all(_same_geometry(x, y) for x, y in zip(a.ops, b.ops)):
+            return replace(a, gain=a.gain + b.gain)
+        return None
+    if a.weighted and b.weighted:
+        if len(a.ops) == len(b.ops) == 1 and _same_geometry(a.ops[0], b.ops[0]):
+            return replace(a, ops=(a.ops[0].with_weight(a.ops[0].weight + b.ops[0].weight),))
+        return None
+    w, i = (a, b) if a.weighted else (b, a)
+    if len(w.ops) != 1 or i.ops:
+        return None
+    op = _absorb_identity(w.ops[0], i.gain)
+    return None if op is None else replace(w, ops=(op,))
+
+
+def _same_geometry(x, y) -> bool:
+    if type(x) is not type(y):
+        return False
+    if isinstance(x, SumPool2d):
+        return (x.kernel, x.stride) == (y.kernel, y.stride)
+    if isinstance(x, FloatConv):
+        return (x.weight.shape, x.stride, x.padding, x.dilation, x.groups) == (
+            y.weight.shape, y.stride, y.padding, y.dilation, y.groups)
+    if isinstance(x, FloatDense):
+        return x.weight.shape == y.weight.shape
+    return True
+
+
+def _absorb_identity(op, gain):
+    """op(x) + gain * x as one op: add gain on the tap that maps each output to the same input."""
+    w = op.weight.copy()
+    if isinstance(op, FloatDense):
+        if w.shape[0] != w.shape[1]:
+            return None
+        w[np.arange(w.shape[0]), np.arange(w.shape[0])] += channel_vector(gain, w.shape[0])
+        return op.with_weight(w)
+    c_out, cg = w.shape[:2]
+    if op.stride != (1, 1) or c_out != cg * op.groups or c_out // op.groups != cg:
+        return None
+    taps = []
+    for p, d, k in zip(op.padding, op.dilation, w.shape[2:]):
+        if p % d or not 0 <= p // d < k:
+            return None
+        taps.append(p // d)
+    chans = np.arange(c_out)
+    w[chans, chans % cg, taps[0], taps[1]] += channel_vector(gain, c_out)
+    return op.with_weight(w)
 
 
 def _per_channel(g: np.ndarray, shape: Shape) -> np.ndarray:

@@ -96,7 +96,8 @@ def replace_maxpool(model: nn.Module) -> nn.Module:
     for name, mod in list(model.named_modules()):
         if isinstance(mod, nn.MaxPool2d):
             if mod.dilation not in (1, (1, 1)):
-                raise UnsupportedError(f"{name} (MaxPool2d): dilation {mod.dilation} has no AvgPool2d equivalent")
+                raise UnsupportedError(f"{name} (MaxPool2d): dilation {mod.dilation} has no AvgPool2d "
+                                       "equivalent")
             new = nn.AvgPool2d(mod.kernel_size, mod.stride, mod.padding, ceil_mode=mod.ceil_mode)
         elif isinstance(mod, nn.AdaptiveMaxPool2d):
             new = nn.AdaptiveAvgPool2d(mod.output_size)

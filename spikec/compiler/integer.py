@@ -8,7 +8,8 @@ every constraint allows (recorded as "limited_by"):
   theta        sigma <= target.theta_max;  bias: |b~| * sigma fits the bias format
 Then theta = sigma (an integer; even when v_init = theta/2 so that it is exact), W = round(W~ sigma)
 clipped to the weight range, bias = round(b~ sigma) legalised to mant << exp. If rounding pushes a
-bound over, sigma shrinks by 2 % and the layer is redone. The readout keeps a float sigma.
+bound over, sigma shrinks by 2 % and the layer is redone (limited_by keeps the first cause). The
+readout keeps a float sigma.
 """
 
 from __future__ import annotations
@@ -45,12 +46,12 @@ def legalize_bias(b: np.ndarray, target: Target) -> tuple[np.ndarray, int, int]:
     b = np.asarray(b, np.int64)
     limit = target.bias_max
     clipped = int(np.count_nonzero(np.abs(b) > limit))
-    b = np.clip(b, -limit, limit)
+    b = np.asarray(np.clip(b, -limit, limit), np.int64)
     if target.bias_mant_bits is None:
         return b, 0, clipped
     mmax = 2 ** (target.bias_mant_bits - 1) - 1
-    out = b.copy()
-    todo = np.abs(b) > mmax
+    out = np.array(b, copy=True)
+    todo = np.asarray(np.abs(b) > mmax)
     for e in range(1, target.bias_exp_max + 1):
         if not todo.any():
             break
@@ -131,9 +132,9 @@ class LayerQuantizer:
             caps["theta"] = np.float64(self.target.theta_max)
         if not rows_map:
             caps = {k: np.float64(np.min(v)) for k, v in caps.items()}
-        sigma = np.min(np.stack(np.broadcast_arrays(*caps.values())), axis=0)
-        limited = [list(caps)[i] for i in np.atleast_1d(np.argmin(np.stack(np.broadcast_arrays(*caps.values())),
-                                                                     axis=0))]
+        stacked = np.stack(np.broadcast_arrays(*caps.values()))
+        sigma = np.min(stacked, axis=0)
+        limited = [list(caps)[i] for i in np.atleast_1d(np.argmin(stacked, axis=0))]
         if not np.all(np.isfinite(sigma)):  # a layer with no weights and no bias
             sigma = np.where(np.isfinite(sigma), sigma, self.target.weight_max)
         for _ in range(60):
@@ -142,7 +143,6 @@ class LayerQuantizer:
             if self._fits(lay, edges, result, theta) or (is_if and np.all(theta <= 1)):
                 break
             sigma = np.maximum(np.floor(np.asarray(sigma) * 0.98), 1.0) if is_if else sigma * 0.98
-            limited = ["rounding"] * len(limited)
         return result, theta, sorted(set(limited))
 
     def _theta(self, sigma, lay: FloatLayer) -> np.ndarray:

@@ -68,7 +68,8 @@ def lower_conv(low, node, args, kwargs, out):
         else:  # "same": symmetric only when the total padding is even
             total = [d * (k - 1) for d, k in zip(mod.dilation, w.shape[2:])]
             if any(t % 2 for t in total):
-                raise UnsupportedError(f"{where}: padding='same' pads asymmetrically here; use explicit padding")
+                raise UnsupportedError(f"{where}: padding='same' pads asymmetrically here; "
+                                       "use explicit padding")
             padding = tuple(t // 2 for t in total)
     op = FloatConv(w, _pair(mod.stride), _pair(padding), _pair(mod.dilation), int(mod.groups))
     bias = None if mod.bias is None else _np(mod.bias)
@@ -180,7 +181,10 @@ def _constant(low, node, value, shape):
     v = value.value if isinstance(value, Const) else value
     arr = _np(v) if isinstance(v, torch.Tensor) else np.asarray(v, np.float64)
     try:
-        full = np.broadcast_to(arr, (1,) + tuple(shape))[0] if arr.ndim > len(shape) else np.broadcast_to(arr, shape)
+        if arr.ndim > len(shape):
+            full = np.broadcast_to(arr, (1,) + tuple(shape))[0]
+        else:
+            full = np.broadcast_to(arr, shape)
     except ValueError:
         raise UnsupportedError(f"{low.where(node)}: constant of shape {arr.shape} does not broadcast to "
                                f"the tensor's per-sample shape {shape}") from None

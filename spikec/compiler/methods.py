@@ -94,3 +94,6 @@ register(Policy(
 register(Policy(
     "opi", "OPI (Bu et al. 2022): ReLU ANN, theta from calibration (99.9th percentile), v_init = theta/2",
     percentile=99.9, v_init=0.5))
+
+# FTBC / SRP options and the "ecl", "ftbc", "srp" methods live in spikec.conversion (issue 4).
+from spikec.conversion import registry as _conversion_registry  # noqa: E402,F401

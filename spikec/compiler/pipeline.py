@@ -58,9 +58,9 @@ def pipeline(model, example_input, policy: Policy, target: Target, calibration, 
     calib = _calibration_tensor(calibration, example)
     bits = opts.input_bits or target.input_bits
     gm = trace(model, example)                                     # eval copy, example checked, fx graph
-    gm = fold_batchnorm(gm)                                        # BN after conv/linear = exact weight change
+    gm = fold_batchnorm(gm)                                        # BN after conv/linear: exact weights
     fir = lower(gm, example)                                       # table lowering: activations -> IF layers
-    stats = _statistics(gm, fir, calib, policy, opts)              # ReLU thresholds need activation statistics
+    stats = _statistics(gm, fir, calib, policy, opts)              # ReLU thresholds need statistics
     fir = assign_thresholds(fir, stats, policy)                    # theta, v_init, method fields per layer
     fir = set_input_scale(fir, choose_input_scale(                 # integer input = round(x * scale)
         example if calib is None else calib, bits, opts.input_scale))

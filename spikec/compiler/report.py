@@ -34,7 +34,9 @@ def _fmt(value) -> str:
     if isinstance(value, list):
         if value and isinstance(value[0], (int, float)) and len(value) > 3 and len(value) != 3:
             return f"[{_fmt(min(value))}..{_fmt(max(value))}] x{len(value)}"
-        return "x".join(map(str, value)) if all(isinstance(v, int) for v in value) else ", ".join(map(_fmt, value))
+        if all(isinstance(v, int) for v in value):
+            return "x".join(map(str, value))
+        return ", ".join(map(_fmt, value))
     if isinstance(value, dict):
         nonzero = {k: v for k, v in value.items() if v}
         return ", ".join(f"{k}={_fmt(v)}" for k, v in nonzero.items()) or "0"

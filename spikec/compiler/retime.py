@@ -30,6 +30,7 @@ def retime(graph: Graph, max_delay: int) -> Graph:
     starts = out.start_steps()
     meta = dict(graph.meta)
     if "layers" in meta:
-        meta["layers"] = [{**row, "start": starts.get(row["name"], row.get("start"))} for row in meta["layers"]]
+        meta["layers"] = [{**row, "start": starts.get(row["name"], row.get("start"))}
+                          for row in meta["layers"]]
     meta["latency"] = out.latency
     return Graph(out.populations, out.edges, meta)

@@ -73,7 +73,8 @@ def get(name) -> Target:
     try:
         return TARGETS[name]
     except KeyError:
-        raise UnsupportedError(f"unknown target {name!r}; known targets: {', '.join(sorted(TARGETS))}") from None
+        known = ", ".join(sorted(TARGETS))
+        raise UnsupportedError(f"unknown target {name!r}; known targets: {known}") from None
 
 
 register(Target(
