@@ -4,12 +4,13 @@ Graph: input 1x28x28 (current) -> conv 6 5x5 -> IF -> sumpool 2 -> conv 16 5x5 -
 -> dense 120 -> IF -> dense 84 -> IF -> readout 10; random integer weights in [-8, 8], per-layer
 thresholds set from a rate model so every layer spikes at a moderate rate (printed).
 
-For each target and batch size the script times the first call (which includes Cython's compile
-into a fresh cache folder, or cpp_standalone's build) and the mean of warm calls, checks every
-output against the reference interpreter, and prints a Markdown table: hardware steps per second
-of one warm call (network construction, run and readback included) and the one-off build cost.
+For each target and batch size the script times warm calls at two step counts: their difference
+gives the steady rate (hardware steps per second), the rest is the per-call overhead (building the
+Brian2 objects or launching the binary, loading synapses, reading results back). The first call's
+extra time is the one-off build: Cython's compile into a fresh cache folder, cpp_standalone's
+build (once per graph, batch size and step count). Every output is checked against the reference.
 
-    .venv/bin/python benchmarks/brian2_backend.py [--steps 32] [--batches 1 16] [--targets ...]
+    .venv/bin/python benchmarks/brian2_backend.py [--steps 32 232] [--batches 1 16] [--targets ...]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 import spikec
 from spikec.ir import IF, Conv2d, Dense, Edge, Flatten, Graph, Input, Readout, SumPool2d, run_reference
+from spikec.ir.connectivity import edge_matrix
 from spikec.ir.ops_numpy import apply_ops
 
 LAYERS = [  # (name, ops from the previous population, IF shape or None for the readout)
@@ -61,20 +63,19 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
-def bench(graph, x, steps, target, warm_runs, cache_dir):
+def measure(graph, x, target, steps, warm_runs, cache_dir):
+    """(first-call seconds, mean warm-call seconds, last trace) for one step count."""
     options = {"cache_dir": cache_dir} if target == "cpp_standalone" else {}
     run = lambda: spikec.run(graph, x, steps, backend="brian2", target=target, **options)  # noqa: E731
-    first, t_first = timed(run)
-    warm = []
-    for _ in range(warm_runs):
-        trace, seconds = timed(run)
-        warm.append(seconds)
-    return first, trace, t_first, float(np.mean(warm))
+    trace, first = timed(run)
+    warm = [timed(run)[1] for _ in range(warm_runs)]
+    return first, float(np.mean(warm)), trace
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=32, help="evaluated steps T")
+    parser.add_argument("--steps", type=int, nargs=2, default=[32, 232],
+                        help="two evaluated step counts; their difference gives the per-step rate")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--targets", nargs="+", default=["numpy", "cython", "cpp_standalone"])
     parser.add_argument("--warm-runs", type=int, default=3)
@@ -85,28 +86,36 @@ def main() -> None:
     rng = np.random.default_rng(1)
     x_all = rng.integers(0, 256, size=(max(args.batches), 1, 28, 28))
     graph = lenet(x_all[:4])
-    total = graph.hardware_steps(args.steps)
-    ref = run_reference(graph, x_all, args.steps, record=True)
-    rates = {name: float(np.abs(s).mean()) for name, s in ref.spikes.items()}
-    print("spike rate per neuron and step:", {k: round(v, 3) for k, v in rates.items()})
-    print(f"T = {args.steps} evaluated steps = {total} hardware steps\n")
+    short, long = args.steps
+    hw_short, hw_long = graph.hardware_steps(short), graph.hardware_steps(long)
+    refs = {steps: run_reference(graph, x_all, steps, record=True) for steps in args.steps}
+    rates = {name: round(float(np.abs(s).mean()), 3) for name, s in refs[short].spikes.items()}
+    synapses = sum(edge_matrix(e, graph.nodes[e.src].shape).nnz for e in graph.edges)
+    print(f"synapses per sample: {synapses:,}; spike rate per neuron and step: {rates}")
+    print(f"T = {short} / {long} evaluated steps = {hw_short} / {hw_long} hardware steps\n")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         prefs.codegen.runtime.cython.cache_dir = f"{tmp}/cython"  # measure a cold Cython compile
         for target in args.targets:
             for batch in args.batches:
                 x = x_all[:batch]
-                first, trace, t_first, t_warm = bench(graph, x, args.steps, target, args.warm_runs,
-                                                      f"{tmp}/cpp")
-                for got in (first, trace):
-                    assert np.array_equal(got.output, ref.output[:batch]), f"{target}: output differs"
-                rows.append((target, batch, t_first, t_warm, total / t_warm, batch * total / t_warm))
-                print(f"{target:15s} B={batch:3d} first {t_first:7.2f} s  warm {t_warm:6.3f} s  "
-                      f"{total / t_warm:8.1f} steps/s", flush=True)
-    print("\n| target | batch B | first call (s) | warm call (s) | hardware steps/s | sample-steps/s |")
+                timings = {}
+                for steps in args.steps:
+                    first, warm, trace = measure(graph, x, target, steps, args.warm_runs, f"{tmp}/cpp")
+                    same = np.array_equal(trace.output, refs[steps].output[:batch])
+                    assert same, f"{target}: output differs from the reference"
+                    timings[steps] = (first, warm)
+                per_step = (timings[long][1] - timings[short][1]) / (hw_long - hw_short)
+                overhead = timings[short][1] - hw_short * per_step
+                build = timings[short][0] - timings[short][1]
+                rows.append((target, batch, build, overhead, 1 / per_step, batch / per_step))
+                print(f"{target:15s} B={batch:3d} build {build:7.2f} s  per call {overhead:6.3f} s  "
+                      f"{1 / per_step:8.1f} steps/s  ({timings})", flush=True)
+    print("\n| target | batch B | one-off build (s) | per-call overhead (s) | hardware steps/s "
+          "| sample-steps/s |")
     print("|---|---|---|---|---|---|")
-    for target, batch, t_first, t_warm, sps, ssps in rows:
-        print(f"| {target} | {batch} | {t_first:.2f} | {t_warm:.3f} | {sps:,.0f} | {ssps:,.0f} |")
+    for target, batch, build, overhead, sps, ssps in rows:
+        print(f"| {target} | {batch} | {build:.1f} | {overhead:.2f} | {sps:,.0f} | {ssps:,.0f} |")
 
 
 if __name__ == "__main__":

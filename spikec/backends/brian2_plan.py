@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 
 import numpy as np
 
@@ -24,8 +25,18 @@ from spikec.ir.nodes import IF, Input
 SPEC_FORMAT = 1
 
 
+_SPECS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def make_spec(graph: Graph) -> dict:
-    """The Brian2 spec of a validated `graph` (see the module docstring)."""
+    """The Brian2 spec of `graph` (see the module docstring). Graphs are immutable, so the spec is
+    computed once per graph object; callers must not modify it."""
+    if graph not in _SPECS:
+        _SPECS[graph] = _make_spec(graph)
+    return _SPECS[graph]
+
+
+def _make_spec(graph: Graph) -> dict:
     graph.validate()
     starts = graph.start_steps()
     arrays: dict[str, np.ndarray] = {}
