@@ -1,0 +1,161 @@
+"""Small architectures for the compiler tests, trained for a few seconds on sklearn digits (8x8).
+
+Every factory returns an untrained nn.Module; `trained(name)` trains it once per test session.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spikec.datasets import digits
+from spikec.quantize import QCFS, train
+
+
+@functools.lru_cache(maxsize=1)
+def data():
+    return digits()
+
+
+def act(kind: str, levels: int = 8) -> nn.Module:
+    return QCFS(levels=levels, threshold=2.0) if kind == "qcfs" else nn.ReLU()
+
+
+def mlp(kind="relu"):
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 48), act(kind), nn.Dropout(0.1),
+                         nn.Linear(48, 32), act(kind), nn.Linear(32, 10))
+
+
+def lenet(kind="relu"):
+    """LeNet-style: 5x5 conv, average pooling, 3x3 conv, average pooling, two Linear layers."""
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), act(kind), nn.AvgPool2d(2),
+        nn.Conv2d(6, 12, 3, padding=1), act(kind), nn.AvgPool2d(2),
+        nn.Flatten(), nn.Linear(12 * 2 * 2, 32), act(kind), nn.Linear(32, 10))
+
+
+def vgg(kind="qcfs"):
+    """VGG-style: conv-BN-act blocks, nested Sequentials, Dropout and Identity."""
+    def block(cin, cout):
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), act(kind))
+    return nn.Sequential(
+        nn.Sequential(block(1, 8), block(8, 8), nn.AvgPool2d(2)),
+        nn.Sequential(block(8, 16), block(16, 16), nn.AvgPool2d(2), nn.Identity()),
+        nn.Flatten(), nn.Linear(16 * 2 * 2, 32), act(kind), nn.Dropout(0.2), nn.Linear(32, 10))
+
+
+class BasicBlock(nn.Module):
+    """torchvision-style BasicBlock: one ReLU module used twice, `out += identity`."""
+
+    def __init__(self, cin, cout, stride, kind):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.relu = act(kind)
+        self.relu_out = act(kind)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu_out(out)
+
+
+class ResNet(nn.Module):
+    def __init__(self, kind="qcfs"):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), act(kind))
+        self.layers = nn.ModuleList([BasicBlock(8, 8, 1, kind), BasicBlock(8, 12, 2, kind)])
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(12, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for layer in self.layers:
+            x = layer(x)
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+class GroupedDilated(nn.Module):
+    """Grouped, dilated, strided convs with odd (asymmetric per axis) paddings and kernels."""
+
+    def __init__(self, kind="relu"):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 8, 3, padding=(1, 2))                       # 8x8 -> 8x10
+        self.c2 = nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=4)       # 8x10 -> 8x10
+        self.c3 = nn.Conv2d(8, 12, (3, 1), stride=(2, 1), padding=(1, 0), groups=2)  # -> 4x10
+        self.c4 = nn.Conv2d(12, 12, 3, padding=1, groups=12, bias=False)    # depthwise
+        self.a1, self.a2, self.a3, self.a4 = act(kind), act(kind), act(kind), act(kind)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d((2, 5)), nn.Flatten(), nn.Linear(120, 10))
+
+    def forward(self, x):
+        x = self.a1(self.c1(x))
+        x = self.a2(self.c2(x))
+        x = self.a3(self.c3(x))
+        return self.head(self.a4(self.c4(x)))
+
+
+class Functional(nn.Module):
+    """Written with functional calls: F.relu, F.avg_pool2d, x.view(x.size(0), -1), torch.add, x.relu()."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.fc1 = nn.Linear(8 * 4 * 4, 32)
+        self.fc2 = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = F.relu(self.c1(x))
+        y = torch.add(self.c2(x), x)          # residual with torch.add
+        y = F.avg_pool2d(y.relu(), 2)
+        y = y.view(y.size(0), -1)
+        return self.fc2(torch.relu(self.fc1(y)))
+
+
+class InputBN(nn.Module):
+    """BatchNorm on the input (not after a conv): lowered as a per-channel scale and shift."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(1)
+        self.body = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(4),
+                                  nn.Flatten(), nn.Linear(32, 10))
+
+    def forward(self, x):
+        return self.body(self.bn(x))
+
+
+# name: (factory, epochs, conversion method)
+FACTORIES = {
+    "mlp": (mlp, 8, "robust"), "lenet": (lenet, 10, "maxnorm"), "vgg": (vgg, 5, "qcfs"),
+    "resnet": (ResNet, 5, "qcfs"), "grouped": (GroupedDilated, 6, "opi"),
+    "functional": (Functional, 5, "robust"), "inputbn": (InputBN, 8, "robust"),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def trained(name: str) -> nn.Module:
+    """The architecture `name` trained on digits (Adam, a few seconds), in eval mode."""
+    torch.manual_seed(0)
+    factory, epochs, _ = FACTORIES[name]
+    model = factory()
+    d = data()
+    train(model, (d.x_train, d.y_train), epochs=epochs, lr=0.01, optimizer="adam", batch_size=64,
+          weight_decay=0.0, progress=False)
+    return model.eval()
+
+
+def ann_predictions(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return model(x).argmax(1).numpy()
