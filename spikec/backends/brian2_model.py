@@ -160,8 +160,7 @@ def input_values(spec: dict, x, steps: int) -> dict:
 # --------------------------------------------------------------------------- network
 
 
-def build(spec: dict, batch: int, steps: int, inputs: dict, record: bool = False,
-          record_v: bool = False):
+def build(spec: dict, batch: int, inputs: dict, record: bool = False, record_v: bool = False):
     """Create the Brian2 objects for `batch` samples; returns (Network, handles).
 
     handles["probes"]: {key: Brian2 Variable} read by `collect`; handles["inputs"]: {key: (Brian2
@@ -169,68 +168,76 @@ def build(spec: dict, batch: int, steps: int, inputs: dict, record: bool = False
     """
     meta, arrays = spec["meta"], spec["arrays"]
     clock = Clock(dt=DT, name="spikec_clock")
-    groups, objects, probes, handles_in = {}, [], {}, {}
-    tile = lambda a: np.tile(a, batch)  # noqa: E731
+    groups, objects, handles = {}, [], {"probes": {}, "inputs": {}}
     if meta["input"]["encoding"] == "spikes":
         stimulus = TimedArray(inputs["stimulus"], dt=DT, name="stimulus")
         groups["input"] = NeuronGroup(batch * meta["input"]["n"], "", threshold="stimulus(t, i) > 0",
                                       reset="", clock=clock, namespace={"stimulus": stimulus}, name="input")
-        handles_in["stimulus"] = (stimulus, None)
-    for layer in meta["layers"]:
-        group = layer["group"]
-        namespace = {"start": layer["start"], "v_max": layer["v_max"], "n": layer["n"]}
-        if layer["kind"] == "if":
-            model, update, threshold = if_equations(layer), if_update(layer), "out > 0"
-            events = {"negspike": "out < 0"} if layer["signed"] else None
-            namespace["presim"] = layer["presim"]
-            if layer["has_schedule"]:
-                namespace["bias_schedule"] = TimedArray(arrays[f"{group}.schedule"].astype(np.float64), dt=DT,
-                                                        name=f"{group}_bias_schedule")
-        else:
-            model, update, threshold, events = readout_equations(layer), readout_update(layer), None, None
-            namespace["skip"] = layer["skip"]
-        variables = [line.split(":")[0].strip() for line in model.splitlines()]
-        g = NeuronGroup(batch * layer["n"], model, threshold=threshold, reset="" if threshold else None,
-                        events=events, clock=clock, namespace=namespace, name=group,
-                        dtype={name: np.int64 for name in variables})
-        g.run_regularly(update, when="start", name=f"{group}_step")
-        for param in ("theta", "theta_neg", "bias", "v_init"):
-            if param in variables:
-                setattr(g, param, tile(arrays[f"{group}.{param}"]))
-        if layer.get("has_v_init"):
-            g.v = tile(arrays[f"{group}.v_init"])
-        if layer.get("presim"):
-            g.mask = 1
-        for m in range(len(layer["x_arrivals"])):
-            key = f"{group}.I_x{m}"
-            setattr(g, f"I_x{m}", inputs[key])
-            handles_in[key] = (g, f"I_x{m}")
-        groups[group] = g
-        objects.append(g)
-        probes[f"{group}.n_sat"] = g.variables["n_sat"]
-        if layer["kind"] == "readout":
-            probes[f"{group}.acc"] = g.variables["acc"]
-            continue
-        if record:
-            monitors = [("spike", SpikeMonitor(g, record=True, name=f"{group}_spikes"))]
-            if layer["signed"]:
-                negative = EventMonitor(g, "negspike", record=True, name=f"{group}_negspikes")
-                monitors.append(("negspike", negative))
-            for event, mon in monitors:
-                objects.append(mon)
-                probes[f"{group}.{event}_i"] = mon.variables["i"]
-                probes[f"{group}.{event}_t"] = mon.variables["t"]
-        if record_v:
-            mon = StateMonitor(g, "v", record=True, when="end", name=f"{group}_v")
-            objects.append(mon)
-            probes[f"{group}.v"] = mon.variables["v"]
-    if "input" in groups:
+        handles["inputs"]["stimulus"] = (stimulus, None)
         objects.append(groups["input"])
+    for layer in meta["layers"]:
+        g = _population(layer, arrays, batch, inputs, clock, handles)
+        groups[layer["group"]] = g
+        objects.append(g)
+        if layer["kind"] == "if":
+            objects += _monitors(layer, g, record, record_v, handles["probes"])
     for edge in meta["edges"]:
-        if edge["current"] or edge["nnz"] == 0:
-            continue
-        objects.append(_synapses(edge, arrays, groups, batch, clock))
-    return Network(*objects), {"probes": probes, "inputs": handles_in}
+        if not edge["current"] and edge["nnz"]:
+            objects.append(_synapses(edge, arrays, groups, batch, clock))
+    return Network(*objects), handles
+
+
+def _population(layer: dict, arrays: dict, batch: int, inputs: dict, clock, handles: dict) -> NeuronGroup:
+    """The NeuronGroup of one IF layer or of the readout, with its per-step update operation."""
+    group = layer["group"]
+    namespace = {"start": layer["start"], "v_max": layer["v_max"], "n": layer["n"]}
+    if layer["kind"] == "if":
+        model, update, threshold = if_equations(layer), if_update(layer), "out > 0"
+        events = {"negspike": "out < 0"} if layer["signed"] else None
+        namespace["presim"] = layer["presim"]
+        if layer["has_schedule"]:
+            table = arrays[f"{group}.schedule"].astype(np.float64)
+            namespace["bias_schedule"] = TimedArray(table, dt=DT, name=f"{group}_bias_schedule")
+    else:
+        model, update, threshold, events = readout_equations(layer), readout_update(layer), None, None
+        namespace["skip"] = layer["skip"]
+    variables = [line.split(":")[0].strip() for line in model.splitlines()]
+    g = NeuronGroup(batch * layer["n"], model, threshold=threshold, reset="" if threshold else None,
+                    events=events, clock=clock, namespace=namespace, name=group,
+                    dtype={name: np.int64 for name in variables})
+    g.run_regularly(update, when="start", name=f"{group}_step")
+    for param in ("theta", "theta_neg", "bias", "v_init"):
+        if param in variables:
+            setattr(g, param, np.tile(arrays[f"{group}.{param}"], batch))
+    if layer.get("has_v_init"):
+        g.v = np.tile(arrays[f"{group}.v_init"], batch)
+    if layer.get("presim"):
+        g.mask = 1
+    for m in range(len(layer["x_arrivals"])):
+        key = f"{group}.I_x{m}"
+        setattr(g, f"I_x{m}", inputs[key])
+        handles["inputs"][key] = (g, f"I_x{m}")
+    handles["probes"][f"{group}.n_sat"] = g.variables["n_sat"]
+    if layer["kind"] == "readout":
+        handles["probes"][f"{group}.acc"] = g.variables["acc"]
+    return g
+
+
+def _monitors(layer: dict, g: NeuronGroup, record: bool, record_v: bool, probes: dict) -> list:
+    group, monitors = layer["group"], []
+    if record:
+        events = [("spike", SpikeMonitor(g, record=True, name=f"{group}_spikes"))]
+        if layer["signed"]:
+            events.append(("negspike", EventMonitor(g, "negspike", record=True, name=f"{group}_negspikes")))
+        for event, mon in events:
+            monitors.append(mon)
+            probes[f"{group}.{event}_i"] = mon.variables["i"]
+            probes[f"{group}.{event}_t"] = mon.variables["t"]
+    if record_v:
+        mon = StateMonitor(g, "v", record=True, when="end", name=f"{group}_v")
+        monitors.append(mon)
+        probes[f"{group}.v"] = mon.variables["v"]
+    return monitors
 
 
 def _synapses(edge: dict, arrays: dict, groups: dict, batch: int, clock) -> Synapses:
@@ -293,7 +300,7 @@ def simulate(spec: dict, x, steps: int, record: bool = False, record_v: bool = F
     previous = prefs.codegen.target
     prefs.codegen.target = target
     try:
-        net, handles = build(spec, batch, steps, input_values(spec, x, steps), record, record_v)
+        net, handles = build(spec, batch, input_values(spec, x, steps), record, record_v)
         net.run(hardware_steps(spec, steps) * DT)
         probes = handles["probes"]
         return collect(spec, batch, steps,

@@ -58,7 +58,7 @@ def build_project(spec: dict, batch: int, steps: int, inputs: dict, record: bool
     tmp = Path(tempfile.mkdtemp(prefix=f".{project.name}.", dir=project.parent))
     try:
         with _standalone_device() as device:
-            net, handles = brian2_model.build(spec, batch, steps, inputs, record, record_v)
+            net, handles = brian2_model.build(spec, batch, inputs, record, record_v)
             net.run(brian2_model.hardware_steps(spec, steps) * brian2_model.DT)
             device.build(directory=str(tmp), compile=True, run=False, with_output=False)
             probes = {key: {"file": device.get_array_filename(var), "dtype": np.dtype(var.dtype).str}
@@ -130,8 +130,12 @@ def _input_arg(obj, name) -> dict:
 @contextmanager
 def _standalone_device():
     """Activate a fresh cpp_standalone device; afterwards reinit it and restore the previous device."""
-    from brian2.devices.device import get_device, reset_device, set_device
+    from brian2.devices.device import all_devices, get_device, reset_device, set_device
 
+    if get_device() is all_devices["cpp_standalone"]:
+        raise BackendError("Brian2's cpp_standalone device is already active in this process (set_device); "
+                           "spikec would reset it. Build your own network after spikec's run, or use "
+                           "set_device('runtime') first")
     set_device("cpp_standalone", build_on_run=False)
     device = get_device()
     try:
