@@ -63,8 +63,10 @@ class Expr:
         return Expr((Term(name, tuple(shape)),), tuple(shape))
 
     # ------------------------------------------------------------------ linear maps
-    def weighted(self, op, bias, where: str) -> Expr:
-        """Apply a conv/dense op (float weights) and add its bias (per output channel or None)."""
+    def weighted(self, op, bias, where: str, origin: str) -> Expr:
+        """Apply a conv/dense op (float weights) and add its bias (per output channel or None).
+
+        where: the op's description for messages; origin: its module path (names the readout)."""
         terms = []
         for t in self.terms:
             if t.weighted:
@@ -73,13 +75,13 @@ class Expr:
                     "them; spikec needs an activation (ReLU or clip) between two linear layers "
                     "(merge them into one, or insert an activation)")
             terms.append(Term(t.src, t.src_shape, t.ops + (fold_input_gain(op, t.gain),), np.float64(1.0),
-                              where))
+                              origin))
         out_shape = tuple(op.output_shape(self.shape))
         new_bias = None if self.bias is None else _apply_to_bias(op, self.bias)
         if bias is not None:
             b = np.asarray(bias, np.float64).reshape((-1,) + (1,) * (len(out_shape) - 1))
             new_bias = np.broadcast_to(b, out_shape) + (0 if new_bias is None else new_bias)
-        return Expr(tuple(terms), out_shape, new_bias, where)
+        return Expr(tuple(terms), out_shape, new_bias, origin)
 
     def scale(self, gain, where: str) -> Expr:
         """Multiply by a scalar or per-channel gain (BN, average pooling's 1/k^2, x * c)."""
@@ -143,7 +145,7 @@ class Expr:
             bias = self.bias if other.bias is None else other.bias
         else:
             bias = self.bias + other.bias
-        return Expr(tuple(terms), self.shape, bias, where)
+        return Expr(tuple(terms), self.shape, bias, self.origin or other.origin)
 
     # ------------------------------------------------------------------ into the IR
     def edge_chains(self) -> list[tuple[str, tuple]]:

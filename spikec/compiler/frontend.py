@@ -103,9 +103,8 @@ def replace_maxpool(model: nn.Module) -> nn.Module:
             new = nn.AdaptiveAvgPool2d(mod.output_size)
         else:
             continue
-        parent_name, _, attr = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else None
-        if parent is None:
+        if not name:
             raise UnsupportedError("replace_maxpool needs a model containing a MaxPool2d, not a bare pool")
-        setattr(parent, attr, new)
+        parent_name, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, attr, new)
     return model

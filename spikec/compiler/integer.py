@@ -10,6 +10,9 @@ Then theta = sigma (an integer; even when v_init = theta/2 so that it is exact),
 clipped to the weight range, bias = round(b~ sigma) legalised to mant << exp. If rounding pushes a
 bound over, sigma shrinks by 2 % and the layer is redone (limited_by keeps the first cause). The
 readout keeps a float sigma.
+
+The membrane bound may cost at most MAX_MEMBRANE_BITS bits of weight precision; beyond that the
+user must choose (OverflowRiskError): fewer steps, or saturate=True.
 """
 
 from __future__ import annotations
@@ -22,8 +25,12 @@ from spikec.compiler.bounds import edge_interval, membrane_range, per_channel_ex
 from spikec.compiler.floatir import FloatConv, FloatDense, FloatGraph, FloatLayer, is_weighted, weighted_index
 from spikec.compiler.methods import Policy
 from spikec.compiler.targets import Target
+from spikec.errors import ConversionError, OverflowRiskError
 from spikec.ir.graph import Graph
 from spikec.ir.nodes import IF, Conv2d, Dense, Edge, Flatten, Input, Readout, SumPool2d
+
+
+MAX_MEMBRANE_BITS = 3
 
 
 def jsonable(x):
@@ -74,6 +81,10 @@ def _to_ir(op, weight=None):
 def _row_gain(op, sigma: np.ndarray) -> np.ndarray:
     s = np.asarray(sigma, np.float64)
     return s if s.ndim == 0 else s.reshape((-1,) + (1,) * (op.weight.ndim - 1))
+
+
+def _weights(ops) -> np.ndarray:
+    return next(op.weight for op in ops if hasattr(op, "weight"))
 
 
 def _fan_in(ops) -> int:
@@ -132,6 +143,7 @@ class LayerQuantizer:
             caps["theta"] = np.float64(self.target.theta_max)
         if not rows_map:
             caps = {k: np.float64(np.min(v)) for k, v in caps.items()}
+        self._check_membrane_cost(lay, caps)
         stacked = np.stack(np.broadcast_arrays(*caps.values()))
         sigma = np.min(stacked, axis=0)
         limited = [list(caps)[i] for i in np.atleast_1d(np.argmin(stacked, axis=0))]
@@ -144,6 +156,20 @@ class LayerQuantizer:
                 break
             sigma = np.maximum(np.floor(np.asarray(sigma) * 0.98), 1.0) if is_if else sigma * 0.98
         return result, theta, sorted(set(limited))
+
+    def _check_membrane_cost(self, lay: FloatLayer, caps: dict) -> None:
+        if "membrane" not in caps:
+            return
+        others = np.min(np.stack(np.broadcast_arrays(*(v for k, v in caps.items() if k != "membrane"))), axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bits = float(np.max(np.log2(others / caps["membrane"])))
+        if bits > MAX_MEMBRANE_BITS:
+            what = "accumulator" if lay.kind == "readout" else "membrane"
+            raise OverflowRiskError(
+                f"{lay.name}: within {self.steps} steps the {what} can exceed the {self.target.state_bits}-bit "
+                f"range in the worst case; proving it cannot would cost {bits:.1f} bits of weight precision "
+                f"(more than {MAX_MEMBRANE_BITS}). Pass saturate=True to accept saturation (every backend "
+                "clips and counts it identically), or compile for fewer steps")
 
     def _theta(self, sigma, lay: FloatLayer) -> np.ndarray:
         theta = np.maximum(np.floor(np.asarray(sigma, np.float64)), 1).astype(np.int64)
@@ -214,6 +240,10 @@ def quantize(fir: FloatGraph, target: Target, policy: Policy, *, input_bits: int
             continue
         result, theta, limited = q.quantize(lay)
         in_edges = fir.in_edges(lay.name)
+        if all(not np.any(_weights(ops)) for ops in result["ops"]) and any(
+                np.any(_weights(e.ops)) for e in in_edges):
+            raise ConversionError(f"{lay.name} ({lay.source}): every weight rounds to 0 at the scale the "
+                                  f"target allows (limited by {', '.join(limited)}); the layer would be dead")
         edges += [Edge(e.src, lay.name, ops) for e, ops in zip(in_edges, result["ops"])]
         row = {"name": lay.name, "type": "IF" if lay.kind == "if" else "Readout", "source": lay.source,
                "node": lay.node, "activation": lay.activation, "shape": list(lay.shape),

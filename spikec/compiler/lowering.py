@@ -73,7 +73,7 @@ def lower_conv(low, node, args, kwargs, out):
             padding = tuple(t // 2 for t in total)
     op = FloatConv(w, _pair(mod.stride), _pair(padding), _pair(mod.dilation), int(mod.groups))
     bias = None if mod.bias is None else _np(mod.bias)
-    return x.weighted(op, bias, node.target)
+    return x.weighted(op, bias, low.where(node), node.target)
 
 
 def lower_linear(low, node, args, kwargs, out):
@@ -83,7 +83,7 @@ def lower_linear(low, node, args, kwargs, out):
         raise UnsupportedError(f"{low.where(node)}: Linear applied to a tensor of shape {x.shape}; "
                                "flatten to [B, N] first (nn.Flatten / torch.flatten(x, 1))")
     bias = None if mod.bias is None else _np(mod.bias)
-    return x.weighted(FloatDense(_np(mod.weight)), bias, node.target)
+    return x.weighted(FloatDense(_np(mod.weight)), bias, low.where(node), node.target)
 
 
 def lower_batchnorm(low, node, args, kwargs, out):

@@ -67,23 +67,24 @@ def assign_thresholds(fir: FloatGraph, stats: dict[str, np.ndarray] | None, poli
     for layer in fir.layers:
         if layer.kind != "if":
             continue
+        where = f"{layer.source} ({layer.activation})"
         notes = {}
         if layer.clip is not None:
             if not policy.accepts_clip:
-                raise ConversionError(f"{layer.source}: method {policy.name!r} converts plain ReLU networks, "
+                raise ConversionError(f"{where}: method {policy.name!r} converts plain ReLU networks, "
                                       f"but this layer is a trained {layer.activation}")
             theta = np.asarray(layer.clip, np.float64)
             notes["threshold_from"] = "clip"
         else:
             if not policy.accepts_relu:
                 raise ConversionError(
-                    f"{layer.source}: method {policy.name!r} needs trained clip activations (e.g. QCFS), "
+                    f"{where}: method {policy.name!r} needs trained clip activations (e.g. QCFS), "
                     f"but this layer is a plain {layer.activation}. Train with "
                     "spikec.quantize.replace_relu(model, 'qcfs'), or convert the ReLU network with "
                     "method='opi', 'robust' or 'maxnorm' and calibration data")
             if stats is None or layer.node not in stats:
                 raise ConversionError(
-                    f"{layer.source}: a plain ReLU takes its threshold from calibration data with method "
+                    f"{where}: a plain ReLU takes its threshold from calibration data with method "
                     f"{policy.name!r}; pass calibration=<a batch of training inputs [B, ...]>")
             theta = np.asarray(stats[layer.node], np.float64)
             notes["threshold_from"] = "calibration"
