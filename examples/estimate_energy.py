@@ -9,7 +9,8 @@ from pathlib import Path
 from torch import nn
 
 import spikec
-from spikec.analysis import plot_estimate, print_estimate
+from spikec.analysis.plots import save_plots
+from spikec.analysis.report import print_estimate
 from spikec.datasets import digits
 from spikec.quantize import replace_relu, train
 
@@ -32,6 +33,6 @@ graph = spikec.compile(model, data.x_test[:1], method="qcfs")
 x = graph.encode(data.x_test[: 20 if args.quick else 200].numpy())
 est = spikec.estimate(graph, x, steps=4, hardware="loihi2", model=model)
 print_estimate(est)
-for path in plot_estimate(est, out):
+for path in save_plots(est, out):
     print(f"wrote {path}")
 (out / "estimate.json").write_text(est.to_json())

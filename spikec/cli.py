@@ -232,7 +232,7 @@ def estimate_cmd(graph_path, input_path, steps, hardware, energy_model, backend,
     if as_json:
         click.echo(est.to_json())
     else:
-        from spikec.analysis import print_estimate
+        from spikec.analysis.report import print_estimate
 
         print_estimate(est, console=Console())
 

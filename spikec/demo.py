@@ -126,10 +126,11 @@ def main(argv=None) -> Path:
     plot_equivalence(report, out / "equivalence.png")
 
     est = spikec.estimate(graph, x_int[:cfg.verify_samples * 8], cfg.verify_steps, model=model)
-    from spikec.analysis import plot_estimate, print_estimate
+    from spikec.analysis.plots import save_plots
+    from spikec.analysis.report import print_estimate
 
     print_estimate(est, console=console)
-    plots = plot_estimate(est, out)
+    plots = save_plots(est, out)
     _plot_accuracy(acc, ann_acc, out / "accuracy_vs_steps.png")
     summary = {"config": cfg.__dict__, "ann_accuracy": ann_acc,
                "snn_accuracy": {str(t): a for t, a in acc.items()}, "latency": graph.latency,
