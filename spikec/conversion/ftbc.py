@@ -29,17 +29,19 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from spikec.conversion.graphs import replace_nodes
 from spikec.errors import ConversionError, UnsupportedError
-from spikec.ir import IF, Graph
+from spikec.ir import IF, Conv2d, Dense, Flatten, Graph, SumPool2d
 from spikec.ir.graph import broadcast_param
 
 DEFAULTS = {"alpha": 0.4, "batches": 3, "batch_size": 200, "steps": 32, "chunk": 50}
 
 
-def layer_sources(graph: Graph) -> dict[str, tuple[str, float]]:
-    """{IF layer name: (module path of its ANN activation, integer units per float unit)}."""
+def layer_sources(graph: Graph) -> dict[str, dict]:
+    """{IF layer name: {"source": module path, "node": fx node name (or None), "scale": integer
+    membrane units per float activation unit (scalar or per channel)}} from graph.meta["layers"]."""
     rows = graph.meta.get("layers")
     if rows is None:
         raise ConversionError("graph.meta has no 'layers' record; FTBC needs a graph from spikec.compile")
@@ -49,7 +51,8 @@ def layer_sources(graph: Graph) -> dict[str, tuple[str, float]]:
         if name in graph.nodes and isinstance(graph.nodes[name], IF):
             if row.get("source") is None or row.get("scale") is None:
                 raise ConversionError(f"{name}: meta lacks 'source' or 'scale'; cannot calibrate FTBC")
-            out[name] = (row["source"], float(row["scale"]))
+            out[name] = {"source": str(row["source"]), "node": row.get("node"),
+                         "scale": np.asarray(row["scale"], dtype=np.float64)}
     missing = [p.name for p in graph.if_layers if p.name not in out]
     if missing:
         raise ConversionError(f"IF layers {missing} have no ANN source in graph.meta['layers']")
@@ -100,14 +103,13 @@ def _drives(graph: Graph, name: str, x_int: np.ndarray, steps: int, backend: str
     """drive(k) for layer `name` on integer inputs x_int: its input current plus static bias at
     local step k + 1, computed from a recorded run of the integer graph (current schedules)."""
     from spikec import run
-    from spikec.backends.torch_ops import Chain
 
     trace = run(graph, x_int, steps, backend=backend, record=True)
     layer = graph.nodes[name]
     start = graph.start_steps()[name]
     bias = torch.as_tensor(np.ascontiguousarray(broadcast_param(layer.bias, layer.shape)),
                            dtype=torch.float64)
-    edges = [(e, Chain(e.ops, torch.device("cpu"))) for e in graph.in_edges(name)]
+    edges = [(e, _Ops(e.ops)) for e in graph.in_edges(name)]
     x = torch.as_tensor(x_int, dtype=torch.float64)
 
     def drive(k: int) -> torch.Tensor:
@@ -127,24 +129,82 @@ def _drives(graph: Graph, name: str, x_int: np.ndarray, steps: int, backend: str
     return drive
 
 
-def _activations(model: torch.nn.Module, sources: list[str], x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Outputs of the named submodules of `model` (eval mode) on the float batch x."""
-    got: dict[str, torch.Tensor] = {}
-    hooks = []
-    for src in set(sources):
-        try:
-            module = model.get_submodule(src)
-        except AttributeError:
-            raise ConversionError(f"FTBC: the model has no submodule {src!r} (from graph.meta)") from None
-        hooks.append(module.register_forward_hook(
-            lambda _m, _i, out, src=src: got.__setitem__(src, out.detach().double())))
+class _Ops:
+    """An edge's synapse ops in float64 torch (integer-exact: every value here stays far below 2^53)."""
+
+    def __init__(self, ops):
+        self.ops = ops
+        self.weights = [None if getattr(op, "weight", None) is None else
+                        torch.as_tensor(op.weight, dtype=torch.float64) for op in ops]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for op, w in zip(self.ops, self.weights):
+            if isinstance(op, Dense):
+                x = F.linear(x, w)
+            elif isinstance(op, Conv2d):
+                x = F.conv2d(x, w, None, op.stride, op.padding, op.dilation, op.groups)
+            elif isinstance(op, SumPool2d):
+                x = F.avg_pool2d(x, op.kernel, op.stride, divisor_override=1)
+            elif isinstance(op, Flatten):
+                x = x.reshape(x.shape[0], -1)
+            else:
+                raise UnsupportedError(f"FTBC replay: unknown synapse op {type(op).__name__}")
+        return x
+
+
+def _activations(model: torch.nn.Module, sources: dict[str, dict], x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """{IF layer name: the ANN activation feeding it} on the float batch x (model in eval mode).
+
+    A torch.fx GraphModule (the compiler's traced, BN-folded model) is read by fx node name; any
+    other module by the activation's module path, with forward hooks.
+    """
+    from torch import fx
+
     was_training = model.training
+    model.eval()
     try:
-        model.eval()
         with torch.no_grad():
-            model(x)
+            if isinstance(model, fx.GraphModule) and all(s["node"] for s in sources.values()):
+                got = _fx_outputs(model, {s["node"] for s in sources.values()}, x)
+                return {name: got[s["node"]] for name, s in sources.items()}
+            got = _hooked_outputs(model, {s["source"] for s in sources.values()}, x)
+            return {name: got[s["source"]] for name, s in sources.items()}
     finally:
         model.train(was_training)
+
+
+def _fx_outputs(gm, wanted: set[str], x: torch.Tensor) -> dict[str, torch.Tensor]:
+    from torch import fx
+
+    got: dict[str, torch.Tensor] = {}
+
+    class Capture(fx.Interpreter):
+        def run_node(self, n):
+            out = super().run_node(n)
+            if n.name in wanted:
+                got[n.name] = out.detach().double()
+            return out
+
+    Capture(gm).run(x)
+    missing = wanted - set(got)
+    if missing:
+        raise ConversionError(f"FTBC: the traced model has no node(s) {sorted(missing)} (from graph.meta)")
+    return got
+
+
+def _hooked_outputs(model, wanted: set[str], x: torch.Tensor) -> dict[str, torch.Tensor]:
+    got: dict[str, torch.Tensor] = {}
+    hooks = []
+    try:
+        for src in wanted:
+            try:
+                module = model.get_submodule(src)
+            except AttributeError:
+                raise ConversionError(f"FTBC: the model has no submodule {src!r} (from graph.meta)") from None
+            hooks.append(module.register_forward_hook(
+                lambda _m, _i, out, src=src: got.__setitem__(src, out.detach().double())))
+        model(x)
+    finally:
         for h in hooks:
             h.remove()
     return got
@@ -161,7 +221,8 @@ def calibrate(graph: Graph, model: torch.nn.Module, data, alpha: float = 0.4, ba
               batch_size: int = 200, steps: int = 32, chunk: int = 50, backend: str = "torch") -> Graph:
     """Return a copy of `graph` with an FTBC bias_schedule [steps, C] on every IF layer.
 
-    model: the float ANN the graph was compiled from (its activations are the targets);
+    model: the float ANN the graph was compiled from (its activations are the targets), or the
+    compiler's traced GraphModule (then read by the fx node names in meta);
     data: float calibration inputs [N, *input shape] (labels unused); the first `batches` slices
     of `batch_size` samples are used (cycling if there are fewer). `chunk` only bounds memory.
     """
@@ -180,13 +241,12 @@ def calibrate(graph: Graph, model: torch.nn.Module, data, alpha: float = 0.4, ba
     sources = layer_sources(graph)
     b = {layer.name: np.zeros((steps, layer.shape[0])) for layer in graph.if_layers}
     for batch in _batches(data, batches, batch_size):
-        acts = _activations(model, [s for s, _ in sources.values()], batch)
+        acts = _activations(model, sources, batch)
         for layer in graph.if_layers:
-            source, scale = sources[layer.name]
-            target_all = acts[source] * scale
+            target_all = acts[layer.name] * _channel_scale(sources[layer.name]["scale"], layer.shape)
             if tuple(target_all.shape[1:]) != tuple(layer.shape):
-                raise ConversionError(f"{layer.name}: ANN activation {source!r} has shape "
-                                      f"{tuple(target_all.shape[1:])}, the IF layer {layer.shape}")
+                raise ConversionError(f"{layer.name}: ANN activation {sources[layer.name]['source']!r} has "
+                                      f"shape {tuple(target_all.shape[1:])}, the IF layer {layer.shape}")
             sums = torch.zeros((steps, layer.shape[0]), dtype=torch.float64)
             count = 0
             for lo in range(0, len(batch), chunk):
@@ -196,10 +256,15 @@ def calibrate(graph: Graph, model: torch.nn.Module, data, alpha: float = 0.4, ba
                 sums += replay_errors(drive, steps, target, layer)
                 count += target.numel() // layer.shape[0]
             b[layer.name] += alpha * (sums / count).numpy()
-            schedule = {layer.name: _with_schedule(layer, b[layer.name])}
-            graph = replace_nodes(graph, schedule)
+            graph = replace_nodes(graph, {layer.name: _with_schedule(layer, b[layer.name])})
     meta = {"ftbc": {"alpha": alpha, "batches": batches, "batch_size": batch_size, "steps": steps}}
     return replace_nodes(graph, {}, meta)
+
+
+def _channel_scale(scale: np.ndarray, shape) -> torch.Tensor:
+    """A scalar or per-channel scale as a tensor broadcastable to [B, *shape]."""
+    t = torch.as_tensor(scale, dtype=torch.float64)
+    return t if t.ndim == 0 else t.reshape((shape[0],) + (1,) * (len(shape) - 1))
 
 
 def _with_schedule(layer: IF, b: np.ndarray) -> IF:
