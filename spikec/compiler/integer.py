@@ -29,7 +29,6 @@ from spikec.errors import ConversionError, OverflowRiskError
 from spikec.ir.graph import Graph
 from spikec.ir.nodes import IF, Conv2d, Dense, Edge, Flatten, Input, Readout, SumPool2d
 
-
 MAX_MEMBRANE_BITS = 3
 
 
@@ -160,13 +159,15 @@ class LayerQuantizer:
     def _check_membrane_cost(self, lay: FloatLayer, caps: dict) -> None:
         if "membrane" not in caps:
             return
-        others = np.min(np.stack(np.broadcast_arrays(*(v for k, v in caps.items() if k != "membrane"))), axis=0)
+        rest = [v for k, v in caps.items() if k != "membrane"]
+        others = np.min(np.stack(np.broadcast_arrays(*rest)), axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             bits = float(np.max(np.log2(others / caps["membrane"])))
         if bits > MAX_MEMBRANE_BITS:
             what = "accumulator" if lay.kind == "readout" else "membrane"
             raise OverflowRiskError(
-                f"{lay.name}: within {self.steps} steps the {what} can exceed the {self.target.state_bits}-bit "
+                f"{lay.name}: within {self.steps} steps the {what} can exceed the "
+                f"{self.target.state_bits}-bit "
                 f"range in the worst case; proving it cannot would cost {bits:.1f} bits of weight precision "
                 f"(more than {MAX_MEMBRANE_BITS}). Pass saturate=True to accept saturation (every backend "
                 "clips and counts it identically), or compile for fewer steps")

@@ -57,7 +57,7 @@ def test_float_rate_simulation_agrees_up_to_rounding(compiled):
     rel = np.linalg.norm(real - ideal) / np.linalg.norm(ideal)
     werr = max(r["weight_error"] for r in graph.meta["layers"] if r["type"] != "Input")
     assert werr < 0.1
-    assert rel <= werr + 0.03, f"{name}: integer vs float readout differ by {rel:.3f} (weight error {werr:.3f})"
+    assert rel <= werr + 0.03, f"{name}: integer and float readouts differ by {rel:.3f} (weights {werr:.3f})"
     assert (real.argmax(1) == ideal.argmax(1)).mean() >= 0.9
 
 

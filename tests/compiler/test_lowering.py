@@ -33,6 +33,11 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
     return model.eval()
 
 
+def compile_relu(model, method="maxnorm", calibration_size=8):
+    return spikec.compile(model, torch.rand(1, 1, 8, 8), method=method,
+                          calibration=torch.rand(calibration_size, 1, 8, 8))
+
+
 def float_ir(model, x):
     return lower(fold_batchnorm(trace(model, x)), x)
 
@@ -114,7 +119,7 @@ def test_compile_does_not_modify_the_model():
 def test_residual_block_is_edges_into_one_layer_with_balanced_delays():
     torch.manual_seed(0)
     model = randomize_bn(ResNet(kind="relu"))
-    graph = spikec.compile(model, torch.rand(1, 1, 8, 8), method="maxnorm", calibration=torch.rand(16, 1, 8, 8))
+    graph = compile_relu(model, calibration_size=16)
     starts = graph.start_steps()
     for e in graph.edges:
         assert starts[e.src] + 1 + e.delay == starts[e.dst], f"{e.name} arrives out of step"
@@ -159,7 +164,7 @@ def test_flatten_spellings(flatten):
 
 def test_dropout_identity_and_containers_leave_no_trace():
     model = vgg("relu")
-    graph = spikec.compile(model, torch.rand(1, 1, 8, 8), method="maxnorm", calibration=torch.rand(8, 1, 8, 8))
+    graph = compile_relu(model)
     relus = [n for n, m in model.named_modules() if isinstance(m, nn.ReLU)]
     assert [p.name for p in graph.if_layers] == ["m." + n for n in relus]  # names start with a letter
     assert [r["source"] for r in graph.meta["layers"] if r["type"] == "IF"] == relus
@@ -175,7 +180,7 @@ def test_reused_module_gets_unique_names_and_same_source():
         def forward(self, x):
             return self.fc(self.relu(self.conv2(self.relu(self.conv1(x)))).flatten(1))
 
-    graph = spikec.compile(Block(), torch.rand(1, 1, 8, 8), method="maxnorm", calibration=torch.rand(4, 1, 8, 8))
+    graph = compile_relu(Block(), calibration_size=4)
     rows = [r for r in graph.meta["layers"] if r["type"] == "IF"]
     assert [r["name"] for r in rows] == ["relu", "relu_2"]
     assert [r["source"] for r in rows] == ["relu", "relu"]
@@ -184,7 +189,7 @@ def test_reused_module_gets_unique_names_and_same_source():
 
 
 def test_conv_plus_its_own_input_merges_into_one_edge():
-    graph = spikec.compile(Functional(), torch.rand(1, 1, 8, 8), method="robust", calibration=torch.rand(8, 1, 8, 8))
+    graph = compile_relu(Functional(), method="robust")
     into = [e.src for e in graph.in_edges(graph.if_layers[1].name)]
     assert into == [graph.if_layers[0].name]
 
