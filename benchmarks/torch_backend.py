@@ -8,7 +8,8 @@ Weights and thresholds are random small integers; thresholds are calibrated so t
 spikes at a moderate rate (printed). The torch backend's output is checked against the reference
 on the samples the reference ran.
 
-    .venv/bin/python benchmarks/torch_backend.py [--samples 1000] [--steps 32] [--ref-samples 8]
+    .venv/bin/python benchmarks/torch_backend.py [--samples 1000] [--steps 32] [--ref-samples 32]
+        [--batches 250 1000] [--threads N] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -85,23 +86,28 @@ def float_lenet() -> nn.Sequential:
                          nn.ReLU(), nn.Linear(84, 10)).eval()
 
 
-def best_of(fn, repeats: int) -> float:
-    times = []
+def best_times(fns: dict, repeats: int) -> dict:
+    """Best wall time of each function, runs interleaved so that load from other processes hits
+    all of them alike."""
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: min(t) for name, t in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=32)
-    parser.add_argument("--ref-samples", type=int, default=8)
+    parser.add_argument("--ref-samples", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--batches", type=int, nargs="+", default=[250, 1000])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     rng = np.random.default_rng(1)
     # smooth random "images" in 0..255: blurred noise, so that conv features vary across samples
@@ -131,10 +137,14 @@ def main() -> None:
                 for _ in range(steps):
                     net(xf[i:i + batch])
 
+    fns = {}
+    for batch in args.batches:
+        fns[("snn", batch)] = functools.partial(snn, batch)
+        fns[("ann", batch)] = functools.partial(ann, batch)
+    best_t = best_times(fns, args.repeats)
     results = {}
     for batch in args.batches:
-        t_snn = best_of(functools.partial(snn, batch), args.repeats)
-        t_ann = best_of(functools.partial(ann, batch), args.repeats)
+        t_snn, t_ann = best_t[("snn", batch)], best_t[("ann", batch)]
         results[batch] = (t_snn, t_ann)
         print(f"batch {batch:5d}: torch backend {t_snn:7.3f} s, {steps} float forwards {t_ann:7.3f} s, "
               f"ratio {t_snn / t_ann:5.2f}")

@@ -54,7 +54,7 @@ def run(graph, inputs, steps, record=False, record_v=False, device=None, chunk=N
     """
     import torch
 
-    from spikec.backends.torch_ops import exact_math
+    from spikec.backends.torch_ops import Chain, Workspace, exact_math
 
     graph.validate()
     x = graph.check_inputs(inputs, steps)
@@ -67,8 +67,10 @@ def run(graph, inputs, steps, record=False, record_v=False, device=None, chunk=N
         chunk = len(x) if dev.type == "cuda" else max(1, CHUNK_NEURON_STEPS // per_sample)
     if not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise BackendError(f"torch backend: chunk must be a positive int, got {chunk!r}")
+    workspace = Workspace(dev)
+    chains = {id(e): Chain(e.ops, workspace) for e in graph.edges}
     with exact_math(dev), torch.no_grad():
-        parts = [_Run(graph, x[i:i + chunk], steps, record, record_v, dev).execute()
+        parts = [_Run(graph, x[i:i + chunk], steps, record, record_v, chains).execute()
                  for i in range(0, len(x), chunk)]
     return parts[0] if len(parts) == 1 else _concat(parts)
 
@@ -96,20 +98,19 @@ class _Series:
 
 
 class _Run:
-    def __init__(self, graph, x: np.ndarray, steps: int, record: bool, record_v: bool, device):
+    def __init__(self, graph, x: np.ndarray, steps: int, record: bool, record_v: bool, chains: dict):
         import torch
 
-        from spikec.backends.torch_ops import Chain
-
         self.torch = torch
-        self.graph, self.steps, self.device = graph, steps, device
+        self.chains = chains   # {id(edge): Chain}, shared by the chunks of a run
+        self.workspace = next(iter(chains.values())).workspace
+        self.graph, self.steps, self.device = graph, steps, self.workspace.device
         self.record, self.record_v = record, record_v
         self.x = x
         self.batch = x.shape[0]
         self.total = graph.hardware_steps(steps)
         self.start = graph.start_steps()
         self.order = graph.topo_order()
-        self.chains = {id(e): Chain(e.ops, device) for e in graph.edges}
         self.series: dict[str, _Series] = {}
         self.spikes: dict[str, np.ndarray] = {}
         self.volts: dict[str, np.ndarray] = {}
@@ -208,14 +209,15 @@ class _Run:
 
         torch, name = self.torch, layer.name
         first, last = self.start[name], self.last[name]
-        n = last - first + 1
+        n = max(0, last - first + 1)   # a layer may start after the last hardware step
         dtype = exact_dtype(self.v_bound[name] + self.drive_bound[name] + max(
             int(layer.theta.max()), 0 if layer.theta_neg is None else int(layer.theta_neg.max())),
             self.device, name)
         shape = (self.batch,) + tuple(layer.shape)
         drive = self._build_drive(layer, first, last, n, dtype, shape)
+        out = self.workspace.get(("spikes", name), (n,) + shape, dtype)
         result = if_scan(layer, drive, self.batch, dtype, self.device,
-                         clamp=self.may_saturate[name], record_v=self.record_v)
+                         clamp=self.may_saturate[name], record_v=self.record_v, out=out)
         self.series[name] = _Series(first, result.spikes, 1)
         self.saturations[name] = result.saturations
         if self.record:
@@ -230,8 +232,9 @@ class _Run:
 
     def _build_drive(self, layer, first: int, last: int, n: int, dtype, shape) -> list:
         """drive[i] = everything added to v at local step i + 1 (current, bias, bias schedule)."""
-        from spikec.backends.torch_ops import param, state_tensor, steps_tensor
+        from spikec.backends.torch_ops import param
 
+        torch = self.torch
         p = lambda a: param(a, layer.shape, dtype, self.device)  # noqa: E731
         varying = None
         constants = [(0, p(layer.bias))] if layer.bias.any() else []
@@ -248,7 +251,7 @@ class _Run:
                 varying = values
                 continue
             if varying is None:
-                varying = steps_tensor(n, shape, dtype, self.device).zero_()
+                varying = torch.zeros((n,) + shape, dtype=dtype, device=self.device)
             varying[offset: offset + len(values)] += values
         schedule = [] if layer.bias_schedule is None else list(layer.bias_schedule[:n])
         if varying is not None:
@@ -264,7 +267,7 @@ class _Run:
         for a, b in zip(cuts[:-1], cuts[1:]):
             if a >= n:
                 break
-            step = state_tensor(shape, dtype, self.device)
+            step = torch.zeros(shape, dtype=dtype, device=self.device)
             for offset, c in constants:
                 if offset <= a:
                     step += c

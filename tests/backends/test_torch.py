@@ -207,3 +207,17 @@ def test_cuda_matches_reference(case):
     ref = run_reference(graph, x, steps, record=True, record_v=True)
     got = torch_backend.run(graph, x, steps, record=True, record_v=True, device="cuda")
     assert_traces_equal(got, ref, check_voltages=True)
+
+
+def test_layer_starting_after_the_last_step():
+    """A side branch whose edge delay puts its start beyond the run records no activity."""
+    inp = Input("x", (2,), value_bits=3)
+    pops = [inp, IF("l", (2,), theta=2), IF("late", (2,), theta=1), Readout("out", (1,))]
+    edges = [Edge("x", "l", (Dense(np.eye(2, dtype=np.int64)),)),
+             Edge("x", "late", (Dense(np.eye(2, dtype=np.int64)),), delay=20),
+             Edge("l", "out", (Dense(np.ones((1, 2), np.int64)),))]
+    graph = Graph(pops, edges).validate()
+    x = np.array([[3, 1], [-1, 2]])
+    got, ref = _both((graph, x, 3), record=True, record_v=True)
+    assert_traces_equal(got, ref, check_voltages=True)
+    assert got.spikes["late"].shape == (5, 2, 2) and not got.spikes["late"].any()
