@@ -135,7 +135,7 @@ class _Ops:
     def __init__(self, ops):
         self.ops = ops
         self.weights = [None if getattr(op, "weight", None) is None else
-                        torch.as_tensor(op.weight, dtype=torch.float64) for op in ops]
+                        torch.tensor(np.array(op.weight), dtype=torch.float64) for op in ops]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         for op, w in zip(self.ops, self.weights):
