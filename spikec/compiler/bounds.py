@@ -94,8 +94,39 @@ def population_current(graph: Graph, name: str) -> tuple[np.ndarray, np.ndarray]
     return lo, hi
 
 
+def local_horizon(graph: Graph, name: str, steps: int) -> int:
+    """Local steps population `name` runs, at most, in a run of `steps` evaluated steps.
+
+    A run lasts graph.hardware_steps(steps); a layer that starts earlier than the readout runs
+    that many more steps. An SRP layer resets to v_init at local step `presim`, so only the
+    longer of the two phases counts. The readout accumulates exactly `steps` steps."""
+    node = graph.node(name)
+    if isinstance(node, Readout):
+        return steps
+    h = graph.hardware_steps(steps) - graph.start_steps()[name] + 1
+    if isinstance(node, IF) and node.presim and h > node.presim:
+        h = max(node.presim, h - node.presim)
+    return h
+
+
+def _evaluated_steps(graph: Graph, name: str, local: int | None) -> int | None:
+    """The largest evaluated T whose local horizon for `name` is at most `local` (None = any)."""
+    if local is None:
+        return None
+    if local_horizon(graph, name, 1) > local:
+        return 0
+    lo, hi = 1, 2**31
+    if local_horizon(graph, name, hi) <= local:
+        return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if local_horizon(graph, name, mid) <= local else (lo, mid)
+    return lo
+
+
 def layer_bounds(graph: Graph, name: str, steps: int | None) -> dict:
-    """{'input': max |synaptic current|, 'low'/'high': membrane range over `steps`, 'safe_steps'}."""
+    """{'input': max |synaptic current|, 'low'/'high': state range in a run of `steps` evaluated
+    steps, 'horizon': that run's local steps, 'safe_steps': largest safe evaluated T}."""
     node = graph.node(name)
     lo, hi = population_current(graph, name)
     b_lo, b_hi = per_channel_extremes(node.bias, node.shape)
@@ -110,6 +141,7 @@ def layer_bounds(graph: Graph, name: str, steps: int | None) -> dict:
         per_step = float(max(np.abs(lo_t).max(), np.abs(hi_t).max()))
         out["safe_steps"] = _safe(lambda t: t * per_step, limit)
         if steps:
+            out["horizon"] = steps
             out["low"], out["high"] = -steps * per_step, steps * per_step
         return out
     theta, _ = per_channel_extremes(node.theta, node.shape)
@@ -121,10 +153,11 @@ def layer_bounds(graph: Graph, name: str, steps: int | None) -> dict:
         _, high = membrane_range(lo_t, hi_t, theta, v_hi, tneg, t, node.reset)
         return float(max(-low.min(), high.max()))
 
-    out["safe_steps"] = _safe(reach, limit)
+    out["safe_steps"] = _evaluated_steps(graph, name, _safe(reach, limit))
     if steps:
-        low, _ = membrane_range(lo_t, hi_t, theta, v_lo, tneg, steps, node.reset)
-        _, high = membrane_range(lo_t, hi_t, theta, v_hi, tneg, steps, node.reset)
+        h = out["horizon"] = local_horizon(graph, name, steps)
+        low, _ = membrane_range(lo_t, hi_t, theta, v_lo, tneg, h, node.reset)
+        _, high = membrane_range(lo_t, hi_t, theta, v_hi, tneg, h, node.reset)
         out["low"], out["high"] = float(low.min()), float(high.max())
     return out
 
@@ -147,7 +180,8 @@ def _safe(reach, limit: int, cap: int = 2**31) -> int | None:
 
 
 def check_bounds(graph: Graph, input_limit: int, steps: int | None, saturate: bool) -> Graph:
-    """Prove per-step inputs fit `input_limit` and (for `steps` T) no membrane/readout saturates.
+    """Prove per-step inputs fit `input_limit` and (for `steps` T) no membrane/readout saturates
+    during a run of T evaluated steps (every hardware step of it, see local_horizon).
 
     Raises OverflowRiskError naming the layer, unless `saturate` accepts membrane saturation (the
     IR clips to +-(2^(state_bits-1) - 1) in every backend and counts it); per-step input overflow
@@ -168,8 +202,9 @@ def check_bounds(graph: Graph, input_limit: int, steps: int | None, saturate: bo
         at_risk = steps is not None and max(-b["low"], b["high"]) > limit
         if at_risk and not saturate:
             raise OverflowRiskError(
-                f"{name}: within {steps} steps the {_state_name(node)} "
-                f"can reach [{b['low']:.0f}, {b['high']:.0f}], beyond the {node.state_bits}-bit range "
+                f"{name}: in a run of {steps} evaluated steps ({b['horizon']} local steps here) the "
+                f"{_state_name(node)} can reach [{b['low']:.0f}, {b['high']:.0f}], beyond the "
+                f"{node.state_bits}-bit range "
                 f"+-{limit} (worst case, safe for {b['safe_steps']} steps). Pass saturate=True to accept "
                 "saturation (every backend clips and counts it identically), or use fewer steps")
         rows[name] = {"input_bound": b["input"], "safe_steps": b["safe_steps"], "may_saturate": bool(at_risk)}

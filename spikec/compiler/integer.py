@@ -106,6 +106,7 @@ class LayerQuantizer:
         self.input_limit = 2 ** (input_bits - 1) - 1
         self.steps = None if saturate else steps
         self.per_channel = per_channel
+        self.horizon = _horizons(fir, self.steps)
 
     def src_range(self, name: str) -> tuple[float, float]:
         if self.layers[name].kind == "input":
@@ -129,8 +130,8 @@ class LayerQuantizer:
         bias = np.zeros(()) if lay.bias is None else np.asarray(lay.bias, np.float64)
         b_lo, b_hi = per_channel_extremes(bias, lay.shape)
         lo, hi = self.current(edges)
-        caps = scale_caps(lo, hi, b_lo, b_hi, lay.v_init, lay.kind, self.steps, self.target.state_max,
-                          self.target.input_limit)
+        caps = scale_caps(lo, hi, b_lo, b_hi, lay.v_init, lay.kind, self.horizon.get(lay.name),
+                          self.target.state_max, self.target.input_limit)
         amax = np.zeros(channels) if rows_map else np.zeros(())
         for e in edges:
             w = np.abs(e.ops[weighted_index(e.ops)].weight)
@@ -166,7 +167,8 @@ class LayerQuantizer:
         if bits > MAX_MEMBRANE_BITS:
             what = "accumulator" if lay.kind == "readout" else "membrane"
             raise OverflowRiskError(
-                f"{lay.name}: within {self.steps} steps the {what} can exceed the "
+                f"{lay.name}: in a run of {self.steps} evaluated steps ({self.horizon[lay.name]} local steps "
+                f"here) the {what} can exceed the "
                 f"{self.target.state_bits}-bit "
                 f"range in the worst case; proving it cannot would cost {bits:.1f} bits of weight precision "
                 f"(more than {MAX_MEMBRANE_BITS}). Pass saturate=True to accept saturation (every backend "
@@ -210,15 +212,29 @@ class LayerQuantizer:
             return False
         if not self.steps:
             return True
+        h = self.horizon[lay.name]
         b_lo, b_hi = per_channel_extremes(result["bias"], lay.shape)
         lo_t, hi_t = lo + b_lo, hi + b_hi
         if lay.kind == "readout":
-            need = self.steps * np.maximum(np.abs(lo_t), np.abs(hi_t)).max()
+            need = h * np.maximum(np.abs(lo_t), np.abs(hi_t)).max()
         else:
             v0 = np.rint(lay.v_init * theta)
-            low, high = membrane_range(lo_t, hi_t, theta, v0, None, self.steps)
+            low, high = membrane_range(lo_t, hi_t, theta, v0, None, h)
             need = max(-low.min(), high.max())
         return need <= self.target.state_max
+
+
+def _horizons(fir: FloatGraph, steps: int | None) -> dict[str, int]:
+    """Local steps each population runs in a run of `steps` evaluated steps once retimed: a layer
+    of depth d runs (readout depth - d) steps more than the readout (see bounds.local_horizon)."""
+    if not steps:
+        return {}
+    depth: dict[str, int] = {}
+    for lay in fir.layers:  # topological order
+        ins = fir.in_edges(lay.name)
+        depth[lay.name] = 1 + max(depth[e.src] for e in ins) if ins else 0
+    out_depth = next(depth[lay.name] for lay in fir.layers if lay.kind == "readout")
+    return {name: steps + (out_depth - d) for name, d in depth.items()}
 
 
 def _bias_gain(theta, bias, shape):

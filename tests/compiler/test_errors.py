@@ -196,7 +196,8 @@ def test_unknown_method_target_and_option():
 
 
 def test_overflow_risk_is_raised_or_accepted_explicitly():
-    with pytest.raises(OverflowRiskError, match=r"within 10000000 steps the membrane can exceed the 24-bit "
+    with pytest.raises(OverflowRiskError, match=r"in a run of 10000000 evaluated steps \(\d+ local steps "
+                                                r"here\) the membrane can exceed the 24-bit "
                                                 r".* cost \d+\.\d bits .*saturate=True"):
         compile_(mlp(), steps=10**7)
     graph = compile_(mlp(), steps=10**7, saturate=True)
