@@ -104,8 +104,9 @@ def _drives(graph: Graph, name: str, x_int: np.ndarray, steps: int, backend: str
     local step k + 1, computed from a recorded run of the integer graph (current schedules)."""
     from spikec import run
 
-    trace = run(graph, x_int, steps, backend=backend, record=True)
     layer = graph.nodes[name]
+    spiking_sources = any(e.src != graph.input.name for e in graph.in_edges(name))
+    trace = run(graph, x_int, steps, backend=backend, record=True) if spiking_sources else None
     start = graph.start_steps()[name]
     bias = torch.as_tensor(np.ascontiguousarray(broadcast_param(layer.bias, layer.shape)),
                            dtype=torch.float64)
