@@ -76,15 +76,6 @@ def op_gain(op: SynapseOp) -> int:
     return 1
 
 
-def chain_bounds(ops, bound: int) -> tuple[int, int]:
-    """(bound on the chain's output, bound on every intermediate value) for inputs within `bound`."""
-    peak = bound
-    for op in ops:
-        bound *= op_gain(op)
-        peak = max(peak, bound)
-    return bound, peak
-
-
 class Workspace:
     """Scratch tensors reused across the chunks of one run.
 
@@ -111,7 +102,16 @@ class Chain:
     def __init__(self, ops, workspace: Workspace):
         self.ops = tuple(ops)
         self.workspace = workspace
+        self._gains = [op_gain(op) for op in self.ops]
         self._weights: dict[tuple[int, torch.dtype], torch.Tensor] = {}
+
+    def bounds(self, bound: int) -> tuple[int, int]:
+        """(bound on the output, bound on every intermediate value) for inputs within `bound`."""
+        peak = bound
+        for gain in self._gains:
+            bound *= gain
+            peak = max(peak, bound)
+        return bound, peak
 
     def _weight(self, index: int, dtype: torch.dtype) -> torch.Tensor:
         key = (index, dtype)
