@@ -100,6 +100,11 @@ def lower_clip(low, node, args, kwargs, out):
     return low.activation(node, low.expr(node, args[0]), low.module(node))
 
 
+def lower_relu6(low, node, args, kwargs, out):
+    """ReLU6 = a clip activation with the fixed threshold 6."""
+    return low.activation(node, low.expr(node, args[0]), None, fixed_clip=6.0)
+
+
 def _avg_pool(low, node, x: Expr, kernel, stride, padding, ceil_mode, divisor, out):
     where = low.where(node)
     if len(x.shape) != 3:
@@ -251,6 +256,7 @@ MODULES = {
     nn.BatchNorm1d: lower_batchnorm,
     nn.BatchNorm2d: lower_batchnorm,
     nn.ReLU: lower_relu,
+    nn.ReLU6: lower_relu6,
     ClipActivation: lower_clip,
     nn.AvgPool2d: lower_avgpool_module,
     nn.AdaptiveAvgPool2d: lower_adaptive_module,
@@ -265,6 +271,7 @@ FUNCTIONS = {
     torch.relu: lower_relu,
     F.relu_: lower_relu,
     torch.relu_: lower_relu,
+    F.relu6: lower_relu6,
     F.avg_pool2d: lower_avgpool_fn,
     torch._C._nn.avg_pool2d: lower_avgpool_fn,
     F.adaptive_avg_pool2d: lower_adaptive_fn,
@@ -371,13 +378,15 @@ class Lowerer:
         self.names.add(name)
         return name
 
-    def activation(self, node: fx.Node, x: Expr, clip_module) -> Expr:
+    def activation(self, node: fx.Node, x: Expr, clip_module, fixed_clip: float | None = None) -> Expr:
         where = self.where(node)
         if len(x.shape) not in (1, 3):
             raise UnsupportedError(f"{where}: activation on a tensor of per-sample shape {x.shape}; "
                                    "spikec layers are (C, H, W) or (N,)")
         source = node.target if node.op == "call_module" else node.name
         clip, kind = None, "ReLU"
+        if fixed_clip is not None:
+            clip, kind = np.float64(fixed_clip), f"clip({fixed_clip:g})"
         if clip_module is not None:
             clip = _np(clip_module.threshold)
             kind = type(clip_module).__name__

@@ -17,7 +17,7 @@ from spikec.compiler.floatsim import ann_forward
 from spikec.compiler.frontend import trace
 from spikec.compiler.lowering import lower
 from spikec.ir import Conv2d, Dense, Flatten, SumPool2d
-from spikec.quantize import ECLClip
+from spikec.quantize import ClipActivation, ECLClip
 
 
 def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -71,20 +71,47 @@ class ClipNet(nn.Module):
         return self.body(x)
 
 
+class ChannelClip(ClipActivation):
+    """A clip activation with a per-channel threshold [C]."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.lam = nn.Parameter(torch.linspace(0.3, 1.5, channels))
+
+    @property
+    def threshold(self):
+        return self.lam
+
+    def forward(self, z):
+        return torch.minimum(F.relu(z), self.lam.view(1, -1, 1, 1))
+
+
+def channel_clip_net():
+    return nn.Sequential(nn.Conv2d(1, 5, 3, padding=1), ChannelClip(5), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                         nn.Linear(20, 10))
+
+
+def bn1d_net():
+    """BN1d after a Linear (folded) and after an activation (lowered as a scale), ReLU6."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU6(), nn.BatchNorm1d(32),
+                         nn.Linear(32, 10))
+
+
 def relu_resnet():
     return ResNet(kind="relu")
 
 
 MODELS = {"mlp": mlp, "lenet": lenet, "vgg": lambda: vgg("relu"), "resnet": relu_resnet,
           "grouped": GroupedDilated, "functional": Functional, "inputbn": InputBN, "prescaled": PreScaled,
-          "clip": ClipNet}
+          "clip": ClipNet, "channelclip": channel_clip_net, "bn1d": bn1d_net,
+          "linear": lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 10))}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_float_ir_computes_the_model(name):
     torch.manual_seed(1)
     model = randomize_bn(MODELS[name]())
-    x = torch.rand(5, 1, 8, 8)
+    x = torch.rand(5, 1, 8, 8) * (8 if name == "bn1d" else 1)  # make ReLU6 clip
     with torch.no_grad():
         want = model(x).double().numpy()
     got = ann_forward(float_ir(model, x), x.numpy())
@@ -203,3 +230,25 @@ def test_basic_block_with_downsample_alone():
     with torch.no_grad():
         np.testing.assert_allclose(ann_forward(float_ir(block, x), x.numpy()), block(x).double().numpy(),
                                    rtol=1e-4, atol=1e-5)
+
+
+def test_per_channel_clip_thresholds_and_relu6_become_thetas():
+    torch.manual_seed(0)
+    graph = spikec.compile(channel_clip_net(), torch.rand(1, 1, 8, 8), method="qcfs")
+    row = next(r for r in graph.meta["layers"] if r["type"] == "IF")
+    assert row["theta_float"] == pytest.approx(np.linspace(0.3, 1.5, 5).tolist())
+    assert row["activation"] == "ChannelClip" and graph.if_layers[0].theta.shape == ()
+    graph = spikec.compile(randomize_bn(bn1d_net()), torch.rand(1, 1, 8, 8), method="qcfs")
+    row = next(r for r in graph.meta["layers"] if r["type"] == "IF")
+    assert row["theta_float"] == 6.0 and row["activation"] == "clip(6)"
+
+
+def test_a_network_without_hidden_layers():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    x = torch.rand(20, 1, 8, 8)
+    graph = spikec.compile(model, x, method="maxnorm")
+    assert graph.if_layers == [] and graph.latency == 1
+    out = spikec.run(graph, graph.encode(x.numpy()), 4, backend="torch").output
+    with torch.no_grad():
+        assert (out.argmax(1) == model(x).argmax(1).numpy()).mean() >= 0.9
