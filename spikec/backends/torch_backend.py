@@ -19,23 +19,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from spikec.backends import torch_ops as ops
 from spikec.errors import BackendError
+from spikec.ir.nodes import IF
 from spikec.trace import Trace
 
 NAME = "torch"
 
 
 def is_available() -> bool:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return ops.has_precision_api()
 
 
 def why_unavailable() -> str:
-    return "" if is_available() else "PyTorch is not installed (pip install torch)"
+    if is_available():
+        return ""
+    return f"PyTorch {torch.__version__} lacks the fp32_precision settings (PyTorch >= 2.9 has them)"
 
 
 # Samples run together by default: about this many neuron-steps in the largest population, so
@@ -52,10 +53,6 @@ def run(graph, inputs, steps, record=False, record_v=False, device=None, chunk=N
     chunk:  samples processed together (default: sized from CHUNK_NEURON_STEPS on CPU, all at
             once on CUDA). Results do not depend on it.
     """
-    import torch
-
-    from spikec.backends.torch_ops import Chain, Workspace, exact_math
-
     graph.validate()
     x = graph.check_inputs(inputs, steps)
     dev = torch.device("cpu" if device is None else device)
@@ -67,10 +64,10 @@ def run(graph, inputs, steps, record=False, record_v=False, device=None, chunk=N
         chunk = len(x) if dev.type == "cuda" else max(1, CHUNK_NEURON_STEPS // per_sample)
     if not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise BackendError(f"torch backend: chunk must be a positive int, got {chunk!r}")
-    workspace = Workspace(dev)
-    chains = {id(e): Chain(e.ops, workspace) for e in graph.edges}
-    with exact_math(dev), torch.no_grad():
-        parts = [_Run(graph, x[i:i + chunk], steps, record, record_v, chains).execute()
+    workspace = ops.Workspace(dev)
+    chains = {id(e): ops.Chain(e.ops, workspace) for e in graph.edges}
+    with ops.exact_math(dev), torch.no_grad():
+        parts = [_Run(graph, x[i:i + chunk], steps, record, record_v, chains, workspace).execute()
                  for i in range(0, len(x), chunk)]
     return parts[0] if len(parts) == 1 else _concat(parts)
 
@@ -98,13 +95,13 @@ class _Series:
 
 
 class _Run:
-    def __init__(self, graph, x: np.ndarray, steps: int, record: bool, record_v: bool, chains: dict):
-        import torch
+    """One chunk of a batch, run population by population."""
 
-        self.torch = torch
+    def __init__(self, graph, x: np.ndarray, steps: int, record: bool, record_v: bool, chains: dict,
+                 workspace):
         self.chains = chains   # {id(edge): Chain}, shared by the chunks of a run
-        self.workspace = next(iter(chains.values())).workspace
-        self.graph, self.steps, self.device = graph, steps, self.workspace.device
+        self.workspace = workspace
+        self.graph, self.steps, self.device = graph, steps, workspace.device
         self.record, self.record_v = record, record_v
         self.x = x
         self.batch = x.shape[0]
@@ -122,20 +119,19 @@ class _Run:
 
     def _plan(self) -> None:
         """Static bounds (what may saturate, which dtype) and the last step each population needs."""
-        from spikec.backends.torch_ops import max_abs
 
         g = self.graph
         inp = g.input
         emit_bound = {n: 1 for n in self.order}
-        emit_bound[inp.name] = max_abs(self.x) if inp.encoding == "current" else 1
+        emit_bound[inp.name] = ops.max_abs(self.x) if inp.encoding == "current" else 1
         self.may_saturate: dict[str, bool] = {}
         self.v_bound: dict[str, int] = {}
         self.drive_bound: dict[str, int] = {}
         for layer in g.if_layers:
-            drive = (self._drive_bound(layer.name, emit_bound) + max_abs(layer.bias)
-                     + max_abs(layer.bias_schedule))
+            drive = (self._drive_bound(layer.name, emit_bound) + ops.max_abs(layer.bias)
+                     + ops.max_abs(layer.bias_schedule))
             limit = 2 ** (layer.state_bits - 1) - 1
-            reach = max_abs(layer.v_init) + (self.total - self.start[layer.name] + 1) * drive
+            reach = ops.max_abs(layer.v_init) + (self.total - self.start[layer.name] + 1) * drive
             self.may_saturate[layer.name] = reach > limit
             self.v_bound[layer.name] = min(reach, limit)
             self.drive_bound[layer.name] = drive
@@ -153,8 +149,6 @@ class _Run:
 
     # ------------------------------------------------------------------ execution
     def execute(self) -> Trace:
-        from spikec.ir.nodes import IF
-
         self._plan()
         g = self.graph
         self._emit_input()
@@ -167,7 +161,7 @@ class _Run:
                      voltages=self.volts if self.record_v else None, backend=NAME)
 
     def _emit_input(self) -> None:
-        torch, inp = self.torch, self.graph.input
+        inp = self.graph.input
         x = torch.tensor(self.x, device=self.device)
         bound = self.emit_bound[inp.name]
         if inp.encoding == "current":
@@ -183,13 +177,12 @@ class _Run:
         elsewhere), (offset, tensor [B, *dst_shape], True) for a constant source from step
         first+offset on, or None when all zero.
         """
-        from spikec.backends.torch_ops import exact_dtype
 
         src = self.series[edge.src]
         chain = self.chains[id(edge)]
         lag = 1 + edge.delay
         _, peak = chain.bounds(src.bound)
-        dtype = exact_dtype(peak, self.device, edge.name)
+        dtype = ops.exact_dtype(peak, self.device, edge.name)
         if src.constant:
             offset = max(0, src.t0 + lag - first)
             return (offset, chain(src.values.to(dtype)), True) if first + offset <= last else None
@@ -203,18 +196,17 @@ class _Run:
         return u0 + lag - first, out.reshape((n, self.batch) + out.shape[1:]), False
 
     def _run_if(self, layer) -> None:
-        from spikec.backends.torch_ops import exact_dtype, if_scan, param
 
-        torch, name = self.torch, layer.name
+        name = layer.name
         first, last = self.start[name], self.last[name]
         n = max(0, last - first + 1)   # a layer may start after the last hardware step
-        dtype = exact_dtype(self.v_bound[name] + self.drive_bound[name] + max(
+        dtype = ops.exact_dtype(self.v_bound[name] + self.drive_bound[name] + max(
             int(layer.theta.max()), 0 if layer.theta_neg is None else int(layer.theta_neg.max())),
             self.device, name)
         shape = (self.batch,) + tuple(layer.shape)
         drive = self._build_drive(layer, first, last, n, dtype, shape)
         out = self.workspace.get(("spikes", name), (n,) + shape, dtype)
-        result = if_scan(layer, drive, self.batch, dtype, self.device,
+        result = ops.if_scan(layer, drive, self.batch, dtype, self.device,
                          clamp=self.may_saturate[name], record_v=self.record_v, out=out)
         self.series[name] = _Series(first, result.spikes, 1)
         self.saturations[name] = result.saturations
@@ -223,17 +215,15 @@ class _Run:
             full[first - 1: first - 1 + n] = result.spikes.to("cpu", torch.int8)
             self.spikes[name] = full.numpy()
         if self.record_v:
-            v0 = param(layer.v_init, layer.shape, torch.int64, "cpu").expand(shape)
+            v0 = ops.param(layer.v_init, layer.shape, torch.int64, "cpu").expand(shape)
             full = v0.expand((self.total,) + shape).clone()
             full[first - 1: first - 1 + n] = result.voltages.to("cpu", torch.int64)
             self.volts[name] = full.numpy()
 
     def _build_drive(self, layer, first: int, last: int, n: int, dtype, shape) -> list:
         """drive[i] = everything added to v at local step i + 1 (current, bias, bias schedule)."""
-        from spikec.backends.torch_ops import param
 
-        torch = self.torch
-        p = lambda a: param(a, layer.shape, dtype, self.device)  # noqa: E731
+        p = lambda a: ops.param(a, layer.shape, dtype, self.device)  # noqa: E731
         varying = None
         constants = [(0, p(layer.bias))] if layer.bias.any() else []
         for edge in self.graph.in_edges(layer.name):
@@ -276,15 +266,14 @@ class _Run:
 
     # ------------------------------------------------------------------ readout
     def _run_readout(self) -> np.ndarray:
-        from spikec.backends.torch_ops import max_abs
 
-        torch, out = self.torch, self.graph.readout
+        out = self.graph.readout
         first = self.start[out.name] + out.skip
         last = self.total
         limit = 2 ** (out.state_bits - 1) - 1
         bias = torch.as_tensor(np.broadcast_to(out.bias, out.shape).copy())
         per_step = sum(self.chains[id(e)].bounds(self.emit_bound[e.src])[0]
-                       for e in self.graph.in_edges(out.name)) + max_abs(out.bias)
+                       for e in self.graph.in_edges(out.name)) + ops.max_abs(out.bias)
         if self.steps * per_step <= limit:
             acc = self._summed_input(first, last) + self.steps * bias
             self.saturations[out.name] = 0
@@ -309,9 +298,8 @@ class _Run:
     def _summed_input(self, first: int, last: int):
         """sum over steps first..last of the readout's input current (int64 [B, N]), computed by
         summing each source over time first (the ops are linear)."""
-        from spikec.backends.torch_ops import exact_dtype
 
-        torch, out = self.torch, self.graph.readout
+        out = self.graph.readout
         acc = torch.zeros((self.batch,) + out.shape, dtype=torch.int64)
         for edge in self.graph.in_edges(out.name):
             src, lag = self.series[edge.src], 1 + edge.delay
@@ -326,6 +314,6 @@ class _Run:
                 count = u1 - u0 + 1
                 summed = src.values[u0 - src.t0: u1 - src.t0 + 1].sum(0)
             _, peak = self.chains[id(edge)].bounds(src.bound * count)
-            dtype = exact_dtype(peak, self.device, edge.name)
+            dtype = ops.exact_dtype(peak, self.device, edge.name)
             acc += self.chains[id(edge)](summed.to(dtype)).to("cpu", torch.int64)
         return acc

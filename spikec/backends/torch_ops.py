@@ -35,6 +35,12 @@ def exact_dtype(bound: int, device: torch.device, where: str) -> torch.dtype:
     raise OverflowRiskError(f"{where}: values may reach {bound}, beyond what int64 holds exactly")
 
 
+def has_precision_api() -> bool:
+    """Whether this PyTorch has the per-backend fp32_precision settings exact_math relies on."""
+    b = torch.backends
+    return all(hasattr(m, "conv") for m in (b.cudnn, b.mkldnn)) and hasattr(b.cuda.matmul, "fp32_precision")
+
+
 @contextlib.contextmanager
 def exact_math(device: torch.device):
     """Forbid reduced-precision float32 math (TF32 on CUDA, bf16 in oneDNN) and inexact conv algorithms.
