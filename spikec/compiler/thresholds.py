@@ -107,8 +107,12 @@ def relu_nodes(fir: FloatGraph) -> set[str]:
 
 
 def choose_input_scale(data: torch.Tensor, bits: int, override: float | None) -> float:
-    """Integer input units per float unit: the largest integer that maps max|x| into `bits` signed bits
-    (a fraction only if max|x| exceeds the range), or `override`."""
+    """Integer input units per float unit, or `override`.
+
+    The input range is max|x| of `data` rounded UP to a power of two (headroom for samples
+    brighter than the few seen here; at most one bit of resolution is spent on it); the scale is
+    the largest integer mapping that range into `bits` signed bits (a fraction only when the
+    range exceeds 2^(bits-1) - 1)."""
     if override is not None:
         if not (isinstance(override, (int, float)) and math.isfinite(override) and override > 0):
             raise ConversionError(f"input_scale must be a positive number, got {override!r}")
@@ -118,8 +122,10 @@ def choose_input_scale(data: torch.Tensor, bits: int, override: float | None) ->
     if not math.isfinite(peak):
         raise ConversionError("the example/calibration input holds NaN or Inf")
     if peak == 0:
-        return 1.0
-    s = limit / peak
+        raise ConversionError("cannot infer the input range: the example input is all zeros and no "
+                              "calibration data was given; pass calibration=<real samples> or input_scale=")
+    span = 2.0 ** math.ceil(math.log2(peak))
+    s = limit / span
     return float(math.floor(s)) if s >= 1 else s
 
 

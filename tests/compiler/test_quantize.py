@@ -12,6 +12,7 @@ from spikec.compiler import Policy, compile_model, methods
 from spikec.compiler.floatsim import simulate
 from spikec.compiler.integer import legalize_bias
 from spikec.compiler.targets import get as get_target
+from spikec.compiler.thresholds import choose_input_scale
 from spikec.ir import Conv2d, Dense
 
 LOIHI = get_target("loihi")
@@ -91,6 +92,12 @@ def test_input_scale_from_data_bits_or_option():
     g16 = spikec.compile(model, d.x_test[:1], input_scale=16, **kw)
     x = d.x_test[:10].numpy()
     assert np.array_equal(g16.encode(x), (x * 16).astype(np.int64))  # digits are k/16: exact
+    # the range is max|x| rounded up to a power of two: a dim example does not cause clipping later
+    assert choose_input_scale(torch.full((1, 4), 0.9), 8, None) == 127
+    assert choose_input_scale(torch.full((1, 4), -3.0), 8, None) == 31
+    assert choose_input_scale(torch.full((1, 4), 1000.0), 8, None) == 127 / 1024
+    with pytest.raises(spikec.ConversionError, match="all zeros"):
+        spikec.compile(trained("vgg"), torch.zeros(1, 1, 8, 8), method="qcfs")
 
 
 def test_weights_theta_and_readout_fit_the_target():
