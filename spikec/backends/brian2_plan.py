@@ -57,7 +57,8 @@ def _make_spec(graph: Graph) -> dict:
         layer = _layer_meta(graph, node, groups[name], starts[name], arrays)
         meta["layers"].append(layer)
     for index, edge in enumerate(graph.edges):
-        matrix = edge_matrix(edge, graph.nodes[edge.src].shape).tocoo()
+        # synapses ordered by presynaptic neuron: a spike then reads contiguous memory
+        matrix = edge_matrix(edge, graph.nodes[edge.src].shape).tocsc().tocoo()
         key = f"syn{index}"
         arrays[f"{key}.i"] = matrix.col.astype(np.int64)
         arrays[f"{key}.j"] = matrix.row.astype(np.int64)
