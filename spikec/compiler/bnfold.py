@@ -35,8 +35,11 @@ def bn_affine(bn: nn.Module, where: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def fold_batchnorm(gm: fx.GraphModule) -> fx.GraphModule:
-    """A copy of `gm` with every conv/linear -> BN pair fused into the conv/linear."""
-    gm = copy.deepcopy(gm)
+    """A new GraphModule with every conv/linear -> BN pair fused into the conv/linear.
+
+    The input is not modified: the new module has its own graph and module tree; unchanged leaf
+    modules are shared (not copied), fused layers are fresh copies."""
+    gm = fx.GraphModule(gm, copy.deepcopy(gm.graph), class_name=type(gm).__name__)
     modules = dict(gm.named_modules())
     calls: dict[str, int] = {}
     for node in gm.graph.nodes:
@@ -56,7 +59,7 @@ def fold_batchnorm(gm: fx.GraphModule) -> fx.GraphModule:
         if bn.running_mean is None or bn.num_features != layer.weight.shape[0]:
             continue
         gain, shift = bn_affine(bn, node.target)
-        _fuse(layer, gain, shift)
+        _install(gm, prev.target, _fused(layer, gain, shift))
         node.replace_all_uses_with(prev)
         gm.graph.erase_node(node)
         changed = True
@@ -66,14 +69,20 @@ def fold_batchnorm(gm: fx.GraphModule) -> fx.GraphModule:
     return gm
 
 
-def _fuse(layer: nn.Module, gain: torch.Tensor, shift: torch.Tensor) -> None:
-    """In place on the (copied) layer: W <- g W, b <- g b + shift."""
+def _fused(layer: nn.Module, gain: torch.Tensor, shift: torch.Tensor) -> nn.Module:
+    """A copy of the layer with W <- g W, b <- g b + shift."""
     w = layer.weight.detach().double()
     b = torch.zeros(w.shape[0], dtype=torch.float64)
     if layer.bias is not None:
         b = layer.bias.detach().double()
-    new_w = w * gain.reshape((-1,) + (1,) * (w.ndim - 1))
-    new_b = b * gain + shift
+    new = copy.copy(layer)  # shallow: same config, own parameter dict below
+    new._parameters = dict(layer._parameters)
     dtype = layer.weight.dtype
-    layer.weight = nn.Parameter(new_w.to(dtype), requires_grad=False)
-    layer.bias = nn.Parameter(new_b.to(dtype), requires_grad=False)
+    new.weight = nn.Parameter((w * gain.reshape((-1,) + (1,) * (w.ndim - 1))).to(dtype), requires_grad=False)
+    new.bias = nn.Parameter((b * gain + shift).to(dtype), requires_grad=False)
+    return new
+
+
+def _install(gm: fx.GraphModule, path: str, module: nn.Module) -> None:
+    parent, _, attr = path.rpartition(".")
+    setattr(gm.get_submodule(parent) if parent else gm, attr, module)

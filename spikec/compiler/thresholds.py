@@ -58,7 +58,7 @@ def _statistic(values: torch.Tensor, percentile: float, fallback: float = 0.0) -
         return fallback
     if percentile >= 100:
         return float(pos.max())
-    return float(np.percentile(pos.numpy().astype(np.float64), percentile))
+    return float(np.percentile(pos.numpy(), percentile))
 
 
 def assign_thresholds(fir: FloatGraph, stats: dict[str, np.ndarray] | None, policy: Policy) -> FloatGraph:

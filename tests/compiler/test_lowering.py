@@ -123,7 +123,9 @@ def test_bn_folding_is_exact_and_pure():
     model = randomize_bn(vgg("relu"))
     x = torch.rand(4, 1, 8, 8)
     gm = trace(model, x)
+    before = {k: v.clone() for k, v in gm.state_dict().items()}
     folded = fold_batchnorm(gm)
+    assert all(torch.equal(before[k], v) for k, v in gm.state_dict().items())
     kinds = [type(m).__name__ for m in gm.modules()]
     assert "BatchNorm2d" in kinds
     assert not any(n.op == "call_module" and isinstance(folded.get_submodule(n.target), nn.BatchNorm2d)
