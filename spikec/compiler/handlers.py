@@ -1,0 +1,327 @@
+"""The lowering table: one function per supported module type, function or Tensor method.
+
+A handler gets (lowerer, fx node, symbolic args, symbolic kwargs, the real output tensor) and
+returns the node's value: an affine expression (spikec.compiler.expr.Expr) or a Const. Tables:
+MODULES (by module type, looked up along the MRO), FUNCTIONS, METHODS (by name) and HINTS (what
+to do instead, for well-known unsupported ops such as max pooling).
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spikec.compiler.bnfold import bn_affine
+from spikec.compiler.expr import Expr
+from spikec.compiler.floatir import FloatConv, FloatDense
+from spikec.errors import UnsupportedError
+from spikec.quantize.activations import ClipActivation
+
+
+@dataclass(frozen=True)
+class Const:
+    """A value that does not depend on the input (shapes, python numbers, model buffers)."""
+
+    value: Any
+
+
+def as_float64(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to(torch.float64).cpu().numpy()
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _arg(args, kwargs, index: int, name: str, default=None):
+    if len(args) > index:
+        return args[index]
+    return kwargs.get(name, default)
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+def lower_conv(low, node, args, kwargs, out):
+    mod: nn.Conv2d = low.module(node)
+    x = low.expr(node, args[0])
+    where = low.where(node)
+    if mod.padding_mode != "zeros":
+        raise UnsupportedError(f"{where}: padding_mode={mod.padding_mode!r}; only zero padding is supported")
+    w = as_float64(mod.weight)
+    padding = mod.padding
+    if isinstance(padding, str):
+        if padding == "valid":
+            padding = (0, 0)
+        else:  # "same": symmetric only when the total padding is even
+            total = [d * (k - 1) for d, k in zip(mod.dilation, w.shape[2:])]
+            if any(t % 2 for t in total):
+                raise UnsupportedError(f"{where}: padding='same' pads asymmetrically here; "
+                                       "use explicit padding")
+            padding = tuple(t // 2 for t in total)
+    op = FloatConv(w, _pair(mod.stride), _pair(padding), _pair(mod.dilation), int(mod.groups))
+    bias = None if mod.bias is None else as_float64(mod.bias)
+    return x.weighted(op, bias, low.where(node), node.target)
+
+
+def lower_linear(low, node, args, kwargs, out):
+    mod: nn.Linear = low.module(node)
+    x = low.expr(node, args[0])
+    if len(x.shape) != 1:
+        raise UnsupportedError(f"{low.where(node)}: Linear applied to a tensor of shape {x.shape}; "
+                               "flatten to [B, N] first (nn.Flatten / torch.flatten(x, 1))")
+    bias = None if mod.bias is None else as_float64(mod.bias)
+    return x.weighted(FloatDense(as_float64(mod.weight)), bias, low.where(node), node.target)
+
+
+def lower_batchnorm(low, node, args, kwargs, out):
+    x = low.expr(node, args[0])
+    gain, shift = bn_affine(low.module(node), low.where(node))
+    return x.scale(gain.numpy(), low.where(node)).shift(shift.numpy())
+
+
+def lower_relu(low, node, args, kwargs, out):
+    return low.activation(node, low.expr(node, args[0]), None)
+
+
+def lower_clip(low, node, args, kwargs, out):
+    return low.activation(node, low.expr(node, args[0]), low.module(node))
+
+
+def lower_relu6(low, node, args, kwargs, out):
+    """ReLU6 = a clip activation with the fixed threshold 6."""
+    return low.activation(node, low.expr(node, args[0]), None, fixed_clip=6.0)
+
+
+def _avg_pool(low, node, x: Expr, kernel, stride, padding, ceil_mode, divisor, out):
+    where = low.where(node)
+    if len(x.shape) != 3:
+        raise UnsupportedError(f"{where}: average pooling needs a (C, H, W) tensor, got {x.shape}")
+    kernel = _pair(kernel)
+    stride = kernel if stride is None or stride == [] else _pair(stride)
+    if _pair(padding) != (0, 0):
+        raise UnsupportedError(f"{where}: average pooling with padding={padding} averages zero padding "
+                               "and has no sum-pooling equivalent; use padding=0")
+    if divisor is not None:
+        raise UnsupportedError(f"{where}: divisor_override={divisor} is not supported")
+    pooled = x.sum_pool(kernel, stride, where)
+    if pooled.shape != tuple(out.shape[1:]):
+        raise UnsupportedError(f"{where}: ceil_mode={ceil_mode} gives output {tuple(out.shape[1:])} with "
+                               "partial windows; use ceil_mode=False or an input size that divides evenly")
+    return pooled.scale(1.0 / (kernel[0] * kernel[1]), where)
+
+
+def lower_avgpool_module(low, node, args, kwargs, out):
+    m: nn.AvgPool2d = low.module(node)
+    return _avg_pool(low, node, low.expr(node, args[0]), m.kernel_size, m.stride, m.padding, m.ceil_mode,
+                     m.divisor_override, out)
+
+
+def lower_avgpool_fn(low, node, args, kwargs, out):
+    a = lambda i, n, d=None: _arg(args, kwargs, i, n, d)  # noqa: E731
+    return _avg_pool(low, node, low.expr(node, a(0, "input")), a(1, "kernel_size"), a(2, "stride"),
+                     a(3, "padding", 0), a(4, "ceil_mode", False), a(6, "divisor_override"), out)
+
+
+def _adaptive(low, node, x: Expr, output_size, out):
+    where = low.where(node)
+    if len(x.shape) != 3:
+        raise UnsupportedError(f"{where}: adaptive average pooling needs a (C, H, W) tensor, got {x.shape}")
+    size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+    size = tuple(x.shape[1 + i] if s is None else int(s) for i, s in enumerate(size))
+    h, w = x.shape[1:]
+    if h % size[0] or w % size[1]:
+        raise UnsupportedError(f"{where}: adaptive average pooling from {h}x{w} to {size[0]}x{size[1]} uses "
+                               "windows of unequal size; choose sizes that divide evenly")
+    kernel = (h // size[0], w // size[1])
+    if kernel == (1, 1):
+        return x
+    return x.sum_pool(kernel, kernel, where).scale(1.0 / (kernel[0] * kernel[1]), where)
+
+
+def lower_adaptive_module(low, node, args, kwargs, out):
+    return _adaptive(low, node, low.expr(node, args[0]), low.module(node).output_size, out)
+
+
+def lower_adaptive_fn(low, node, args, kwargs, out):
+    return _adaptive(low, node, low.expr(node, _arg(args, kwargs, 0, "input")),
+                     _arg(args, kwargs, 1, "output_size"), out)
+
+
+def lower_reshape(low, node, args, kwargs, out):
+    """view / reshape / flatten / squeeze: only the identity or a flatten to [B, N] is an IR op."""
+    x = low.expr(node, args[0])
+    shape = tuple(out.shape[1:])
+    if out.ndim >= 1 and out.shape[0] == low.batch:
+        if shape == x.shape:
+            return x
+        if shape == (int(np.prod(x.shape)),):
+            return x.flatten()
+    raise UnsupportedError(f"{low.where(node)}: reshapes [B, {', '.join(map(str, x.shape))}] to "
+                           f"{list(out.shape)}; only flattening to [B, N] (C, H, W order) is supported")
+
+
+def lower_identity(low, node, args, kwargs, out):
+    return low.expr(node, args[0])
+
+
+def lower_shape_query(low, node, args, kwargs, out):
+    return Const(out)
+
+
+def _constant(low, node, value, shape):
+    """A python number or tensor broadcastable to `shape` (as a float64 array)."""
+    v = value.value if isinstance(value, Const) else value
+    arr = as_float64(v) if isinstance(v, torch.Tensor) else np.asarray(v, np.float64)
+    try:
+        if arr.ndim > len(shape):
+            full = np.broadcast_to(arr, (1,) + tuple(shape))[0]
+        else:
+            full = np.broadcast_to(arr, shape)
+    except ValueError:
+        raise UnsupportedError(f"{low.where(node)}: constant of shape {arr.shape} does not broadcast to "
+                               f"the tensor's per-sample shape {shape}") from None
+    return full
+
+
+def _gain(low, node, value, shape) -> np.ndarray:
+    full = _constant(low, node, value, shape)
+    if np.all(full == full.flat[0]):
+        return np.float64(full.flat[0])
+    per = full.reshape(shape[0], -1)
+    if len(shape) == 3 and np.all(per == per[:, :1]):
+        return per[:, 0].copy()
+    if len(shape) == 1:
+        return full.copy()
+    raise UnsupportedError(f"{low.where(node)}: multiplies by a constant that varies within a channel")
+
+
+def _add_like(low, node, a, b, sign: float, alpha=1):
+    where = low.where(node)
+    if isinstance(alpha, Const) or not isinstance(alpha, (int, float)):
+        raise UnsupportedError(f"{where}: alpha must be a python number")
+    if isinstance(a, Expr) and isinstance(b, Expr):
+        return a.add(b.scale(sign * alpha, where), where)
+    if isinstance(a, Expr):
+        return a.shift(sign * alpha * _constant(low, node, b, a.shape))
+    return b.scale(sign * alpha, where).shift(_constant(low, node, a, b.shape))
+
+
+def lower_add(low, node, args, kwargs, out):
+    return _add_like(low, node, args[0], _arg(args, kwargs, 1, "other"), 1.0, kwargs.get("alpha", 1))
+
+
+def lower_sub(low, node, args, kwargs, out):
+    return _add_like(low, node, args[0], _arg(args, kwargs, 1, "other"), -1.0, kwargs.get("alpha", 1))
+
+
+def lower_mul(low, node, args, kwargs, out):
+    a, b = args[0], _arg(args, kwargs, 1, "other")
+    if isinstance(a, Expr) and isinstance(b, Expr):
+        raise UnsupportedError(f"{low.where(node)}: multiplies two input-dependent tensors; "
+                               "only scaling by constants is linear")
+    x, c = (a, b) if isinstance(a, Expr) else (b, a)
+    return x.scale(_gain(low, node, c, x.shape), low.where(node))
+
+
+def lower_div(low, node, args, kwargs, out):
+    a, b = args[0], _arg(args, kwargs, 1, "other")
+    if not isinstance(a, Expr) or isinstance(b, Expr) or kwargs.get("rounding_mode") is not None:
+        raise UnsupportedError(f"{low.where(node)}: only division of a tensor by a constant is supported")
+    return a.scale(1.0 / _gain(low, node, b, a.shape), low.where(node))
+
+
+def lower_neg(low, node, args, kwargs, out):
+    return low.expr(node, args[0]).scale(-1.0, low.where(node))
+
+
+MAXPOOL_HINT = ("max pooling has no integrate-and-fire equivalent; replace it by average pooling "
+                "(spikec.compiler.replace_maxpool(model) swaps nn.MaxPool2d for nn.AvgPool2d) and retrain")
+
+MODULES = {
+    nn.Conv2d: lower_conv,
+    nn.Linear: lower_linear,
+    nn.BatchNorm1d: lower_batchnorm,
+    nn.BatchNorm2d: lower_batchnorm,
+    nn.ReLU: lower_relu,
+    nn.ReLU6: lower_relu6,
+    ClipActivation: lower_clip,
+    nn.AvgPool2d: lower_avgpool_module,
+    nn.AdaptiveAvgPool2d: lower_adaptive_module,
+    nn.Flatten: lower_reshape,
+    nn.Dropout: lower_identity,
+    nn.Dropout2d: lower_identity,
+    nn.Identity: lower_identity,
+}
+
+FUNCTIONS = {
+    F.relu: lower_relu,
+    torch.relu: lower_relu,
+    F.relu_: lower_relu,
+    torch.relu_: lower_relu,
+    F.relu6: lower_relu6,
+    F.avg_pool2d: lower_avgpool_fn,
+    torch._C._nn.avg_pool2d: lower_avgpool_fn,
+    F.adaptive_avg_pool2d: lower_adaptive_fn,
+    torch.flatten: lower_reshape,
+    torch.reshape: lower_reshape,
+    torch.squeeze: lower_reshape,
+    F.dropout: lower_identity,
+    F.dropout2d: lower_identity,
+    operator.add: lower_add,
+    operator.iadd: lower_add,
+    torch.add: lower_add,
+    operator.sub: lower_sub,
+    operator.isub: lower_sub,
+    torch.sub: lower_sub,
+    operator.mul: lower_mul,
+    operator.imul: lower_mul,
+    torch.mul: lower_mul,
+    operator.truediv: lower_div,
+    operator.itruediv: lower_div,
+    torch.div: lower_div,
+    operator.neg: lower_neg,
+    getattr: lower_shape_query,
+}
+
+METHODS = {
+    "relu": lower_relu, "relu_": lower_relu,
+    "view": lower_reshape, "reshape": lower_reshape, "flatten": lower_reshape, "squeeze": lower_reshape,
+    "contiguous": lower_identity, "clone": lower_identity, "detach": lower_identity,
+    "add": lower_add, "add_": lower_add, "sub": lower_sub, "sub_": lower_sub,
+    "mul": lower_mul, "mul_": lower_mul, "div": lower_div, "div_": lower_div,
+    "size": lower_shape_query, "dim": lower_shape_query,
+}
+
+HINTS = {
+    nn.MaxPool2d: MAXPOOL_HINT, nn.AdaptiveMaxPool2d: MAXPOOL_HINT, F.max_pool2d: MAXPOOL_HINT,
+    F.adaptive_max_pool2d: MAXPOOL_HINT, torch.max_pool2d: MAXPOOL_HINT, "max_pool2d": MAXPOOL_HINT,
+}
+
+
+def supported_summary() -> str:
+    """One line per table, for error messages."""
+    mods = sorted({c.__name__ for c in MODULES} - {"ClipActivation"}) + ["ClipActivation subclasses"]
+    fns = sorted({function_name(f) for f in FUNCTIONS if f is not getattr})
+    return (f"supported modules: {', '.join(mods)} (inside any nesting of Sequential/ModuleList/custom "
+            f"modules); functions: {', '.join(fns)}; Tensor methods: {', '.join(sorted(METHODS))}")
+
+
+def function_name(fn) -> str:
+    mod = getattr(fn, "__module__", None) or ""
+    name = getattr(fn, "__name__", repr(fn))
+    if mod in ("_operator", "operator"):
+        return f"operator.{name}"
+    if mod.startswith("torch.nn.functional") or fn in (F.relu, F.avg_pool2d, F.dropout):
+        return f"F.{name}"
+    if mod.startswith("torch"):
+        return f"torch.{name}"
+    return f"{mod}.{name}" if mod else name
+
+
