@@ -31,14 +31,18 @@ def why_unavailable() -> str:
 
 
 def run(graph, inputs, steps, record=False, record_v=False, target: str = DEFAULT_TARGET,
-        cache_dir=None) -> Trace:
-    """Run `graph` on a batch of integer inputs; the same Trace as the reference, bit for bit."""
+        cache_dir=None, chunk: int | None = None) -> Trace:
+    """Run `graph` on a batch of integer inputs; the same Trace as the reference, bit for bit.
+
+    target: "numpy", "cython" or "cpp_standalone". cpp_standalone only: `cache_dir` (where built
+    projects live) and `chunk` (samples per binary run; default: by synapse count).
+    """
     from spikec.backends.brian2_plan import c_target_limits, make_spec
 
     if target not in TARGETS:
         raise BackendError(f"brian2 target must be one of {TARGETS}, got {target!r}")
-    if cache_dir is not None and target != "cpp_standalone":
-        raise BackendError("cache_dir applies to the cpp_standalone target only")
+    if (cache_dir is not None or chunk is not None) and target != "cpp_standalone":
+        raise BackendError("cache_dir and chunk apply to the cpp_standalone target only")
     x = graph.check_inputs(inputs, steps)
     spec = make_spec(graph)
     if target != "numpy":
@@ -47,7 +51,7 @@ def run(graph, inputs, steps, record=False, record_v=False, target: str = DEFAUL
         if target == "cpp_standalone":
             from spikec.backends.brian2_standalone import simulate_standalone
 
-            result = simulate_standalone(spec, x, steps, record, record_v, cache_dir)
+            result = simulate_standalone(spec, x, steps, record, record_v, cache_dir, chunk)
         else:
             from spikec.backends import brian2_model
 

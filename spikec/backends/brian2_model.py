@@ -264,16 +264,19 @@ def _synapses(edge: dict, arrays: dict, groups: dict, batch: int, clock) -> Syna
 # --------------------------------------------------------------------------- results
 
 
-def collect(spec: dict, batch: int, steps: int, get) -> dict:
-    """Turn the probed arrays (`get(key) -> numpy array`) into spikec's Trace fields."""
+def collect(spec: dict, batch: int, steps: int, get, valid: int | None = None) -> dict:
+    """Turn the probed arrays (`get(key) -> numpy array`) into spikec's Trace fields, keeping the
+    first `valid` samples of the batch (all by default; the rest are padding)."""
     meta = spec["meta"]
     total = hardware_steps(spec, steps)
+    valid = batch if valid is None else valid
     result = {"saturations": {}, "spikes": None, "voltages": None}
     for layer in meta["layers"]:
         group, n = layer["group"], layer["n"]
-        result["saturations"][layer["name"]] = int(np.asarray(get(f"{group}.n_sat"), np.int64).sum())
+        n_sat = np.asarray(get(f"{group}.n_sat"), np.int64)[:valid * n]
+        result["saturations"][layer["name"]] = int(n_sat.sum())
         if layer["kind"] == "readout":
-            result["output"] = np.asarray(get(f"{group}.acc"), np.int64).reshape(batch, n)
+            result["output"] = np.asarray(get(f"{group}.acc"), np.int64).reshape(batch, n)[:valid]
             continue
         shape = (total, batch) + tuple(layer["shape"])
         if get(f"{group}.spike_i", None) is not None:
@@ -284,11 +287,11 @@ def collect(spec: dict, batch: int, steps: int, get) -> dict:
                     step = np.rint(np.asarray(get(f"{group}.{event}_t")) / DT_SECONDS).astype(np.int64)
                     spikes[step, np.asarray(idx, np.int64)] = sign
             result["spikes"] = result["spikes"] or {}
-            result["spikes"][layer["name"]] = spikes.reshape(shape)
+            result["spikes"][layer["name"]] = spikes.reshape(shape)[:, :valid]
         volts = get(f"{group}.v", None)
         if volts is not None:
             result["voltages"] = result["voltages"] or {}
-            result["voltages"][layer["name"]] = np.asarray(volts, np.int64).reshape(shape)
+            result["voltages"][layer["name"]] = np.asarray(volts, np.int64).reshape(shape)[:, :valid]
     return result
 
 

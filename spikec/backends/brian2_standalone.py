@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from spikec.errors import BackendError
 
 MANIFEST = "spikec.json"
 CACHE_VERSION = 1
+SYNAPSE_BUDGET = 2_000_000  # simulated synapses per binary run (see default_chunk)
 
 
 def default_cache_dir() -> Path:
@@ -35,20 +37,55 @@ def default_cache_dir() -> Path:
     return Path(env) / "brian2" if env else Path.home() / ".cache" / "spikec" / "brian2"
 
 
+def default_chunk(spec: dict, batch: int) -> int:
+    """Samples per binary run: as many as keep the synapses of one run within SYNAPSE_BUDGET (a
+    large batch as one run thrashes the CPU caches; smaller runs also go in parallel)."""
+    per_sample = sum(edge["nnz"] for edge in spec["meta"]["edges"] if not edge["current"])
+    return max(1, min(batch, SYNAPSE_BUDGET // max(per_sample, 1)))
+
+
 def simulate_standalone(spec: dict, x: np.ndarray, steps: int, record: bool, record_v: bool,
-                        cache_dir=None) -> dict:
-    """Run the spec with cpp_standalone (building it first if it is not cached); `collect`'s dict."""
+                        cache_dir=None, chunk: int | None = None) -> dict:
+    """Run the spec with cpp_standalone (building it first if it is not cached); `collect`'s dict.
+
+    The batch runs in chunks of `chunk` samples (default `default_chunk`), the last one padded
+    with zero inputs; one binary serves every chunk and up to os.cpu_count() chunks run at once.
+    """
     import brian2
 
     batch = x.shape[0]
-    inputs = brian2_model.input_values(spec, x, steps)
-    digest = spec_digest(spec, batch, int(steps), bool(record), bool(record_v), brian2.__version__,
+    chunk = default_chunk(spec, batch) if chunk is None else int(chunk)
+    if chunk < 1:
+        raise BackendError(f"chunk must be a positive number of samples, got {chunk}")
+    n_chunks = -(-batch // chunk)
+    padded = np.zeros((n_chunks * chunk,) + x.shape[1:], np.int64)
+    padded[:batch] = x
+    pieces = [brian2_model.input_values(spec, padded[c * chunk:(c + 1) * chunk], steps)
+              for c in range(n_chunks)]
+    digest = spec_digest(spec, chunk, int(steps), bool(record), bool(record_v), brian2.__version__,
                          CACHE_VERSION)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     project = root / digest[:32]
     if not (project / MANIFEST).exists():
-        build_project(spec, batch, steps, inputs, record, record_v, project)
-    return run_project(project, spec, batch, steps, inputs)
+        build_project(spec, chunk, steps, pieces[0], record, record_v, project)
+    valid = [min(chunk, batch - c * chunk) for c in range(n_chunks)]
+    with ThreadPoolExecutor(max_workers=min(n_chunks, os.cpu_count() or 1)) as pool:
+        results = list(pool.map(lambda c: run_project(project, spec, chunk, steps, pieces[c], valid[c]),
+                                range(n_chunks)))
+    return _merge(results)
+
+
+def _merge(results: list[dict]) -> dict:
+    """Concatenate per-chunk results along the batch axis; add saturation counts."""
+    if len(results) == 1:
+        return results[0]
+    first = results[0]
+    merged = {"output": np.concatenate([r["output"] for r in results]),
+              "saturations": {k: sum(r["saturations"][k] for r in results) for k in first["saturations"]}}
+    for field in ("spikes", "voltages"):
+        merged[field] = None if first[field] is None else {
+            name: np.concatenate([r[field][name] for r in results], axis=1) for name in first[field]}
+    return merged
 
 
 def build_project(spec: dict, batch: int, steps: int, inputs: dict, record: bool, record_v: bool,
@@ -76,8 +113,8 @@ def build_project(spec: dict, batch: int, steps: int, inputs: dict, record: bool
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run_project(project: Path, spec: dict, batch: int, steps: int, inputs: dict) -> dict:
-    """Run a built project on `inputs` (from `brian2_model.input_values`)."""
+def run_project(project: Path, spec: dict, batch: int, steps: int, inputs: dict, valid: int) -> dict:
+    """Run a built project on `inputs` (from `brian2_model.input_values`); keep `valid` samples."""
     manifest = json.loads((project / MANIFEST).read_text())
     with tempfile.TemporaryDirectory(prefix="run.", dir=project) as tmp:
         args = []
@@ -102,7 +139,7 @@ def run_project(project: Path, spec: dict, batch: int, steps: int, inputs: dict)
                 return default[0]
             return np.fromfile(os.path.join(tmp, entry["file"]), dtype=np.dtype(entry["dtype"]))
 
-        result = brian2_model.collect(spec, batch, steps, _reshaping(get, spec, batch))
+        result = brian2_model.collect(spec, batch, steps, _reshaping(get, spec, batch), valid)
     return result
 
 

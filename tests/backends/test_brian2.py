@@ -145,7 +145,7 @@ def test_bad_options_and_inputs_raise_typed_errors():
     x = inputs_for(graph, batch=1, seed=23)
     with pytest.raises(BackendError, match="target"):
         spikec.run(graph, x, 3, backend="brian2", target="gpu")
-    with pytest.raises(BackendError, match="cache_dir"):
+    with pytest.raises(BackendError, match="cpp_standalone target only"):
         spikec.run(graph, x, 3, backend="brian2", cache_dir="/tmp")
     with pytest.raises(InputDataError):
         spikec.run(graph, x.astype(float), 3, backend="brian2")
@@ -218,16 +218,22 @@ def test_cpp_standalone_builds_once_and_reruns_with_new_inputs(tmp_path):
     from brian2 import prefs
     from brian2.devices.device import get_device, runtime_device
 
-    graph = residual_block("spikes")
+    graph = residual_block("current")
     cache = tmp_path / "cache"
-    first = inputs_for(graph, batch=2, seed=27)
-    check(graph, first, steps=8, target="cpp_standalone", cache_dir=cache)
+    first = inputs_for(graph, batch=3, seed=27)  # two runs of the binary: 2 samples, then 1 + padding
+    check(graph, first, steps=8, target="cpp_standalone", cache_dir=cache, chunk=2)
     [project] = list(cache.iterdir())
     binary = project / "main"
     built = binary.stat().st_mtime_ns
     second = inputs_for(graph, batch=2, seed=28)
-    got, ref = check(graph, second, steps=8, target="cpp_standalone", cache_dir=cache)
+    got, ref = check(graph, second, steps=8, target="cpp_standalone", cache_dir=cache, chunk=2)
     assert binary.stat().st_mtime_ns == built and list(cache.iterdir()) == [project], "rebuilt"
-    assert not np.array_equal(run_reference(graph, first, 8).output, ref.output)
+    assert not np.array_equal(run_reference(graph, first[:2], 8).output, ref.output)
     assert get_device() is runtime_device and prefs.codegen.target in ("auto", "numpy")
     check(graph, second, steps=8)  # the runtime device still works after a standalone build
+
+
+@pytest.mark.slow
+def test_cpp_standalone_with_spike_input(tmp_path):
+    graph = residual_block("spikes")
+    check(graph, inputs_for(graph, batch=2, seed=29), steps=6, target="cpp_standalone", cache_dir=tmp_path)
