@@ -98,9 +98,11 @@ def main():
 @click.option("--calibration", type=click.Path(dir_okay=False), help=".npz with float array x")
 @click.option("--steps", type=int, default=None, help="time steps the graph is tuned for (FTBC)")
 @click.option("--target", default="loihi", show_default=True)
+@click.option("--input-scale", type=float, default=None,
+              help="integer input units per float unit (default: from the calibration data's range)")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
-def compile_cmd(model_spec, weights, input_shape, method, calibration, steps, target, output, as_json):
+def compile_cmd(model_spec, weights, input_shape, method, calibration, steps, target, input_scale, output, as_json):
     """Compile a trained PyTorch model to an integer IF graph (HDF5)."""
     import torch
 
@@ -112,7 +114,9 @@ def compile_cmd(model_spec, weights, input_shape, method, calibration, steps, ta
     calib = None
     if calibration:
         calib = torch.as_tensor(_load_inputs(calibration).astype(np.float32))
-    graph = spikec.compile(model, example, method=method, calibration=calib, steps=steps, target=target)
+    options = {} if input_scale is None else {"input_scale": input_scale}
+    graph = spikec.compile(model, example, method=method, calibration=calib, steps=steps, target=target,
+                           **options)
     spikec.save(graph, output)
     if as_json:
         _emit({"output": output, "layers": report(graph), "latency": graph.latency})

@@ -85,3 +85,61 @@ def test_wrong_input_shape(files):
     np.savez(files / "bad.npz", x=np.zeros((2, 5), np.int64))
     res = cli("run", files / "g.h5", "--input", files / "bad.npz", "--steps", 3)
     assert res.returncode == 2 and "shape [B, 3]" in res.stderr
+
+
+@pytest.fixture
+def model_files(tmp_path):
+    import torch
+    from tiny_model import make
+
+    torch.manual_seed(0)
+    torch.save(make().state_dict(), tmp_path / "w.pt")
+    x = torch.rand(6, 1, 8, 8)
+    np.savez(tmp_path / "calib.npz", x=x.numpy())
+    return tmp_path
+
+
+def test_compile_inspect_run_estimate_export(model_files):
+    d = model_files
+    res = cli("compile", "--model", "tiny_model:make", "--weights", d / "w.pt", "--input-shape", "1,8,8",
+              "--calibration", d / "calib.npz", "-o", d / "g.h5", "--json")
+    assert res.returncode == 0, res.stderr
+    compiled = json.loads(res.stdout)
+    assert [row["type"] for row in compiled["layers"]] == ["Input", "IF", "Readout"]
+    graph = spikec.load(d / "g.h5")
+    assert compiled["latency"] == graph.latency
+
+    res = cli("inspect", d / "g.h5", "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["meta"]["method"] == "qcfs"
+    res = cli("inspect", d / "g.h5")
+    assert res.returncode == 0 and "IF" in res.stdout
+
+    res = cli("run", d / "g.h5", "--input", d / "calib.npz", "--steps", 4, "--json")
+    assert res.returncode == 0, res.stderr
+    x = graph.encode(np.load(d / "calib.npz")["x"])
+    assert json.loads(res.stdout)["output"] == spikec.run(graph, x, 4, backend="reference").output.tolist()
+
+    res = cli("estimate", d / "g.h5", "--input", d / "calib.npz", "--steps", 4, "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["sops"] >= 0
+    res = cli("estimate", d / "g.h5", "--input", d / "calib.npz", "--steps", 4)
+    assert res.returncode == 0, res.stderr
+
+    res = cli("export", d / "g.h5", "--format", "brian2", "-o", d / "net.py", "--json")
+    assert res.returncode == 0, res.stderr
+    assert (d / "net.py").is_file()
+
+
+def test_compile_errors(model_files):
+    d = model_files
+    res = cli("compile", "--model", "tiny_model:make", "--weights", d / "calib.npz", "--input-shape", "1,8,8",
+              "-o", d / "g.h5")
+    assert res.returncode == 2 and "not a loadable state dict" in res.stderr
+    res = cli("compile", "--model", "tiny_model:make_relu", "--weights", d / "w.pt", "--input-shape", "1,8,8",
+              "-o", d / "g.h5")
+    assert res.returncode == 2 and "does not fit" in res.stderr
+    res = cli("compile", "--model", "tiny_model:missing", "--input-shape", "1,8,8", "-o", d / "g.h5")
+    assert res.returncode == 2 and "no attribute 'missing'" in res.stderr
+    res = cli("compile", "--model", "tiny_model:make", "--input-shape", "1,x", "-o", d / "g.h5")
+    assert res.returncode == 2 and "comma-separated" in res.stderr
+    assert not (d / "g.h5").exists()
