@@ -10,12 +10,13 @@ Brian2 objects or launching the binary, loading synapses, reading results back).
 extra time is the one-off build: Cython's compile into a fresh cache folder, cpp_standalone's
 build (once per graph, batch size and step count). Every output is checked against the reference.
 
-    .venv/bin/python benchmarks/brian2_backend.py [--steps 32 232] [--batches 1 16] [--targets ...]
+    .venv/bin/python benchmarks/brian2_backend.py [--steps 32 432] [--batches 1 16] [--targets ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 
@@ -58,27 +59,32 @@ def lenet(x_calib: np.ndarray, seed: int = 0) -> Graph:
 
 
 def timed(fn):
-    start = time.perf_counter()
+    """(result, wall seconds, CPU seconds of this process and its finished children)."""
+    def cpu():
+        children = os.times()  # 10 ms ticks: fine for the cpp binaries' long runs
+        return time.process_time() + children.children_user + children.children_system
+
+    wall, used = time.perf_counter(), cpu()
     out = fn()
-    return out, time.perf_counter() - start
+    return out, time.perf_counter() - wall, cpu() - used
 
 
 def measure(graph, x, target, steps, warm_runs, cache_dir):
-    """(first-call seconds, fastest warm-call seconds, last trace) for one step count."""
+    """First call (wall s), fastest warm call (wall s, CPU s) and the last trace, for one step count."""
     options = {"cache_dir": cache_dir} if target == "cpp_standalone" else {}
     run = lambda: spikec.run(graph, x, steps, backend="brian2", target=target, **options)  # noqa: E731
-    trace, first = timed(run)
-    warm = [timed(run)[1] for _ in range(warm_runs)]
-    return first, min(warm), trace
+    trace, first, _ = timed(run)
+    warm = [timed(run)[1:] for _ in range(warm_runs)]
+    return first, min(w for w, _ in warm), min(c for _, c in warm), trace
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, nargs=2, default=[32, 232],
+    parser.add_argument("--steps", type=int, nargs=2, default=[32, 432],
                         help="two evaluated step counts; their difference gives the per-step rate")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--targets", nargs="+", default=["numpy", "cython", "cpp_standalone"])
-    parser.add_argument("--warm-runs", type=int, default=3)
+    parser.add_argument("--warm-runs", type=int, default=5)
     args = parser.parse_args()
 
     from brian2 import prefs
@@ -88,7 +94,12 @@ def main() -> None:
     graph = lenet(x_all[:4])
     short, long = args.steps
     hw_short, hw_long = graph.hardware_steps(short), graph.hardware_steps(long)
-    refs = {steps: run_reference(graph, x_all, steps, record=True) for steps in args.steps}
+    refs = {}
+    for steps in args.steps:
+        refs[steps], seconds, _ = timed(lambda: run_reference(graph, x_all, steps, record=True))  # noqa: B023
+        hw = graph.hardware_steps(steps)
+        print(f"reference interpreter, B={len(x_all)}, {hw} hardware steps: {seconds:.2f} s "
+              f"({len(x_all) * hw / seconds:,.0f} sample-steps/s)")
     rates = {name: round(float(np.abs(s).mean()), 3) for name, s in refs[short].spikes.items()}
     synapses = sum(edge_matrix(e, graph.nodes[e.src].shape).nnz for e in graph.edges)
     print(f"synapses per sample: {synapses:,}; spike rate per neuron and step: {rates}")
@@ -99,23 +110,25 @@ def main() -> None:
         for target in args.targets:
             for batch in args.batches:
                 x = x_all[:batch]
-                timings = {}
+                first, wall, cpu = {}, {}, {}
                 for steps in args.steps:
-                    first, warm, trace = measure(graph, x, target, steps, args.warm_runs, f"{tmp}/cpp")
+                    first[steps], wall[steps], cpu[steps], trace = measure(graph, x, target, steps,
+                                                                           args.warm_runs, f"{tmp}/cpp")
                     same = np.array_equal(trace.output, refs[steps].output[:batch])
                     assert same, f"{target}: output differs from the reference"
-                    timings[steps] = (first, warm)
-                per_step = (timings[long][1] - timings[short][1]) / (hw_long - hw_short)
-                overhead = timings[short][1] - hw_short * per_step
-                build = timings[short][0] - timings[short][1]
-                rows.append((target, batch, build, overhead, 1 / per_step, batch / per_step))
-                print(f"{target:15s} B={batch:3d} build {build:7.2f} s  per call {overhead:6.3f} s  "
-                      f"{1 / per_step:8.1f} steps/s  ({timings})", flush=True)
+                span = hw_long - hw_short
+                per_step, cpu_step = (wall[long] - wall[short]) / span, (cpu[long] - cpu[short]) / span
+                row = (target, batch, first[short] - wall[short], wall[short] - hw_short * per_step,
+                       1 / per_step, batch / per_step, batch / cpu_step if cpu_step > 0 else float("nan"))
+                rows.append(row)
+                print(f"{target:15s} B={batch:3d} build {row[2]:7.2f} s  per call {row[3]:6.3f} s  "
+                      f"{row[4]:8.1f} steps/s  wall {wall} cpu {cpu}", flush=True)
     print("\n| target | batch B | one-off build (s) | per-call overhead (s) | hardware steps/s "
-          "| sample-steps/s |")
-    print("|---|---|---|---|---|---|")
-    for target, batch, build, overhead, sps, ssps in rows:
-        print(f"| {target} | {batch} | {build:.1f} | {overhead:.2f} | {sps:,.0f} | {ssps:,.0f} |")
+          "| sample-steps/s | sample-steps per CPU s |")
+    print("|---|---|---|---|---|---|---|")
+    for target, batch, build, overhead, sps, ssps, cpu_ssps in rows:
+        print(f"| {target} | {batch} | {build:.1f} | {overhead:.2f} | {sps:,.0f} | {ssps:,.0f} "
+              f"| {cpu_ssps:,.0f} |")
 
 
 if __name__ == "__main__":
