@@ -1,0 +1,186 @@
+"""Lava backend: runs an IR graph as a Lava process graph on Lava's bit-accurate CPU models.
+
+`run(graph, inputs, steps, record=..., record_v=..., neurons="auto", batch_size=64)` plans the
+network (spikec.backends.lava_plan), instantiates the Lava processes, runs them for the graph's
+hardware steps with `Loihi2SimCfg(select_tag="fixed_pt")` and returns the same Trace as the reference
+interpreter. A batch is laid side by side in one network (at most `batch_size` samples per Lava run).
+
+Reading data back never goes through `Var.get` (about 30 us per element): spikec's own processes
+(SpikecIF, SpikecReadout, SpikeRecorder) write spikes, voltages, saturation counts and the readout
+into memory-mapped .npy files created here in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+
+import numpy as np
+
+from spikec.backends import lava_compat
+from spikec.backends.lava_plan import LavaPlan, build_plan
+from spikec.errors import BackendError
+from spikec.ir.graph import Graph
+from spikec.trace import Trace
+
+NAME = "lava"
+
+# plan kind -> (module, class); the exporter writes the same imports
+CLASSES = {
+    "source": ("lava.proc.io.source", "RingBuffer"),
+    "sparse": ("lava.proc.sparse.process", "Sparse"),
+    "delay_sparse": ("lava.proc.sparse.process", "DelaySparse"),
+    "lif": ("lava.proc.lif.process", "LIF"),
+    "if": ("spikec.backends.lava_procs.if_neuron", "SpikecIF"),
+    "readout": ("spikec.backends.lava_procs.readout", "SpikecReadout"),
+    "recorder": ("spikec.backends.lava_procs.recorder", "SpikeRecorder"),
+}
+
+_UNAVAILABLE: list[str] = []
+
+
+def is_available() -> bool:
+    return not why_unavailable()
+
+
+def why_unavailable() -> str:
+    """'' when lava-nc can be imported (with spikec's Python 3.11 shim), else the reason."""
+    if not _UNAVAILABLE:
+        try:
+            lava_compat.install()
+            importlib.import_module("lava.magma.core.run_configs")
+            importlib.import_module("lava.proc.sparse.process")
+            _UNAVAILABLE.append("")
+        except Exception as err:  # any import failure means: no lava here
+            _UNAVAILABLE.append(f"lava-nc cannot be imported: {type(err).__name__}: {err}")
+    return _UNAVAILABLE[0]
+
+
+def _require() -> None:
+    reason = why_unavailable()
+    if reason:
+        raise BackendError(reason)
+
+
+def lava_class(kind: str):
+    module, name = CLASSES[kind]
+    return getattr(importlib.import_module(module), name)
+
+
+def make_records(plan: LavaPlan, folder: str) -> dict[str, dict[str, str]]:
+    """Create every record file of `plan` (zeros) in `folder`; {proc: {argument: path}}."""
+    paths: dict[str, dict[str, str]] = {}
+    for spec in plan.procs:
+        for arg, (shape, dtype) in spec.records.items():
+            path = os.path.join(folder, f"{spec.name}.{arg}.npy")
+            np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape).flush()
+            paths.setdefault(spec.name, {})[arg] = path
+    return paths
+
+
+def instantiate(plan: LavaPlan, paths: dict[str, dict[str, str]]) -> dict:
+    """Create and connect the Lava processes of `plan`; returns {name: process}."""
+    _require()
+    from lava.utils.weightutils import SignMode
+
+    procs = {}
+    for spec in plan.procs:
+        args = dict(spec.args)
+        if "sign_mode" in args:
+            args["sign_mode"] = SignMode[args["sign_mode"]]
+        args.update(paths.get(spec.name, {}))
+        procs[spec.name] = lava_class(spec.kind)(**args)
+    for link in plan.links:
+        getattr(procs[link.src], link.src_port).connect(getattr(procs[link.dst], link.dst_port))
+    return procs
+
+
+def run_plan(plan: LavaPlan, paths: dict[str, dict[str, str]]) -> None:
+    """Build, compile and run the processes of `plan` for its hardware steps, then stop them."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    procs = instantiate(plan, paths)
+    anchor = procs[plan.procs[0].name]
+    try:
+        anchor.run(condition=RunSteps(num_steps=plan.hardware_steps),
+                   run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+    except Exception as err:
+        raise BackendError(f"Lava failed while running the graph: {type(err).__name__}: {err}") from err
+    finally:
+        try:
+            anchor.stop()
+        except Exception:  # a runtime that never started has nothing to stop
+            pass
+
+
+def _load(path: str) -> np.ndarray:
+    return np.array(np.load(path))
+
+
+def run(graph: Graph, inputs, steps: int, record: bool = False, record_v: bool = False, *,
+        neurons: str = "auto", batch_size: int = 64) -> Trace:
+    """Run `graph` in Lava (fixed_pt) and return the reference interpreter's Trace, bit for bit.
+
+    neurons: "auto" uses Lava's stock LIF for layers it reproduces exactly and spikec's SpikecIF
+    elsewhere; "custom" uses SpikecIF everywhere; "stock" forces stock LIF wherever the layer's
+    features allow, skipping the no-saturation proof (see lava_plan.build_plan).
+    batch_size: samples laid side by side in one Lava run.
+    """
+    _require()
+    graph.validate()
+    x = graph.check_inputs(inputs, steps)
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise BackendError(f"batch_size must be a positive int, got {batch_size!r}")
+    parts = [_run_chunk(graph, x[i:i + batch_size], steps, record, record_v, neurons)
+             for i in range(0, x.shape[0], batch_size)]
+    return _merge(parts, graph, steps)
+
+
+def _run_chunk(graph: Graph, x: np.ndarray, steps: int, record: bool, record_v: bool,
+               neurons: str) -> Trace:
+    plan = build_plan(graph, x, steps, record=record, record_v=record_v, neurons=neurons)
+    batch, hw = x.shape[0], plan.hardware_steps
+    with tempfile.TemporaryDirectory(prefix="spikec-lava-") as folder:
+        paths = make_records(plan, folder)
+        run_plan(plan, paths)
+        readout = graph.readout
+        out_paths = paths[plan.layers[readout.name].proc]
+        output = _load(out_paths["acc_path"]).reshape((batch,) + readout.shape)
+        saturations = {readout.name: int(_load(out_paths["sat_path"])[0])}
+        spikes = {} if record else None
+        voltages = {} if record_v else None
+        for layer in graph.if_layers:
+            lp = plan.layers[layer.name]
+            shape = (hw, batch) + layer.shape
+            if lp.model == "lif":
+                saturations[layer.name] = 0   # proven impossible by lava_plan.stock_lif_reason
+                if record:
+                    spikes[layer.name] = _load(paths[lp.recorder]["path"]).astype(np.int8).reshape(shape)
+                continue
+            files = paths[lp.proc]
+            saturations[layer.name] = int(_load(files["sat_path"])[0])
+            if record:
+                spikes[layer.name] = _load(files["spikes_path"]).reshape(shape)
+            if record_v:
+                voltages[layer.name] = _load(files["v_path"]).reshape(shape)
+    saturations = {p.name: saturations[p.name] for p in graph.populations if p.name in saturations}
+    return Trace(output=output, steps=steps, latency=graph.latency, spikes=spikes,
+                 saturations=saturations, voltages=voltages, backend=NAME)
+
+
+def _merge(parts: list[Trace], graph: Graph, steps: int) -> Trace:
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+
+    def cat(field):
+        if getattr(first, field) is None:
+            return None
+        return {k: np.concatenate([getattr(p, field)[k] for p in parts], axis=1)
+                for k in getattr(first, field)}
+
+    saturations = {k: sum(p.saturations[k] for p in parts) for k in first.saturations}
+    return Trace(output=np.concatenate([p.output for p in parts]), steps=steps, latency=graph.latency,
+                 spikes=cat("spikes"), saturations=saturations, voltages=cat("voltages"), backend=NAME)

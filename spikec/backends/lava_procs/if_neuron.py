@@ -1,0 +1,135 @@
+"""SpikecIF: the IR's IF layer as a Lava process with a fixed-point CPU model.
+
+The model is a literal transcription of `spikec.ir.nodes.IF` (see its docstring and the reference
+interpreter): integer state in int64, `>=` threshold, subtract or zero reset, initial potential,
+signed spikes with the "net" gate, a bias schedule and SRP pre-simulation in local time
+k = t - start + 1, saturation to `state_bits` with a count. Before its start step the layer holds
+v_init, ignores nothing (no input can arrive yet) and emits zeros. All arrays are flat: the
+backend lays the B samples of a batch side by side, so n = B * prod(layer shape).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.process.variable import Var
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+from spikec.backends.lava_procs.files import RecordFile
+
+
+class SpikecIF(AbstractProcess):
+    """Integrate-and-fire neurons with spikec's IR semantics (flat shape (n,)).
+
+    Arrays (int, shape (n,) unless noted): theta, v_init, bias, theta_neg (ignored unless
+    `signed`), schedule [S, n] (the bias schedule; S = 0 rows means none).
+    Options: start (hardware step of local step 1), presim, reset ("subtract" | "zero"),
+    gate ("none" | "net"), signed, state_bits, and the record files made by the caller:
+    spikes_path (int8 [steps, n]), v_path (int64 [steps, n]), sat_path (int64 [1]).
+    """
+
+    def __init__(self, *, theta, v_init, bias, theta_neg=None, schedule=None, start: int = 1,
+                 presim: int = 0, reset: str = "subtract", gate: str = "none",
+                 state_bits: int = 24, spikes_path=None, v_path=None, sat_path=None, name=None):
+        theta = np.asarray(theta, np.int64)
+        n = theta.shape[0]
+        signed = theta_neg is not None
+        theta_neg = np.ones(n, np.int64) if theta_neg is None else np.asarray(theta_neg, np.int64)
+        schedule = np.zeros((0, n), np.int64) if schedule is None else np.asarray(schedule, np.int64)
+        super().__init__(shape=(n,), start=int(start), presim=int(presim), reset=reset, gate=gate,
+                         signed=signed, state_bits=int(state_bits), n_schedule=schedule.shape[0],
+                         spikes_path=spikes_path, v_path=v_path, sat_path=sat_path, name=name)
+        self.a_in = InPort(shape=(n,))
+        self.s_out = OutPort(shape=(n,))
+        self.v = Var(shape=(n,), init=np.asarray(v_init, np.int64))
+        self.v_init = Var(shape=(n,), init=np.asarray(v_init, np.int64))
+        self.theta = Var(shape=(n,), init=theta)
+        self.theta_neg = Var(shape=(n,), init=theta_neg)
+        self.bias = Var(shape=(n,), init=np.asarray(bias, np.int64))
+        # Lava Vars need a non-empty shape: keep one spare row, n_schedule says how many count
+        self.schedule = Var(shape=(schedule.shape[0] + 1, n),
+                            init=np.concatenate([schedule, np.zeros((1, n), np.int64)]))
+
+
+@implements(proc=SpikecIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PySpikecIFModel(PyLoihiProcessModel):
+    """Fixed-point model of SpikecIF (int64 state; saturation at +-(2^(state_bits-1) - 1))."""
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=32)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=2)
+    v: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+    v_init: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+    theta: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+    theta_neg: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+    schedule: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        p = self.proc_params
+        self.start_step = p["start"]
+        self.presim = p["presim"]
+        self.subtract = p["reset"] == "subtract"
+        self.gated = p["gate"] == "net"
+        self.signed = p["signed"]
+        self.n_schedule = p["n_schedule"]
+        self.limit = 2 ** (p["state_bits"] - 1) - 1
+        self.spike_file = RecordFile(p["spikes_path"])
+        self.v_file = RecordFile(p["v_path"])
+        self.sat_file = RecordFile(p["sat_path"])
+        self.mask = None
+        self.net = None
+        self.saturations = 0
+
+    def run_spk(self):
+        current = self.a_in.recv().astype(np.int64)
+        k = self.time_step - self.start_step + 1
+        if k >= 1:
+            spikes = self._step(current, k)
+        else:
+            spikes = np.zeros(self.v.shape, np.int64)
+        self.s_out.send(spikes.astype(np.int32))
+        row = self.time_step - 1
+        self.spike_file.write_row(row, spikes)
+        self.v_file.write_row(row, self.v)
+
+    def _step(self, current: np.ndarray, k: int) -> np.ndarray:
+        if self.mask is None:
+            self.mask = np.ones(self.v.shape, np.int64)
+            self.net = np.zeros(self.v.shape, np.int64)
+        v = self.v + current + self.bias
+        if k <= self.n_schedule:
+            v = v + self.schedule[k - 1]
+        clipped = np.clip(v, -self.limit, self.limit)
+        hits = int(np.count_nonzero(clipped != v))
+        if hits:
+            self.saturations += hits
+            self.sat_file.write(self.saturations)
+        v = clipped
+        pos = v >= self.theta
+        neg = np.zeros_like(pos)
+        if self.signed:
+            neg = (v <= -self.theta_neg) & ~pos
+            if self.gated:
+                neg &= self.net > 0
+        s = pos.astype(np.int64) - neg.astype(np.int64)
+        if self.subtract:
+            v = v - np.where(pos, self.theta, 0) + np.where(neg, self.theta_neg, 0)
+        else:
+            v = np.where(s != 0, 0, v)
+        out = s * self.mask
+        self.net = self.net + out
+        if self.presim and k == self.presim:
+            self.mask = (v > 0).astype(np.int64)
+            v = self.v_init.copy()
+            self.net = np.zeros_like(self.net)
+        self.v[:] = v
+        return out

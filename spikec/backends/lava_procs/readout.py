@@ -1,0 +1,64 @@
+"""SpikecReadout: the IR's non-spiking readout accumulator as a Lava process (fixed-point model).
+
+At local steps k = skip+1 .. skip+steps (k = t - start + 1) it adds its input current and bias to
+an int64 accumulator saturated at +-(2^(state_bits-1) - 1), counting saturations. The accumulator
+and the count are written to record files the caller created (see files.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.process.ports.ports import InPort
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.process.variable import Var
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+from spikec.backends.lava_procs.files import RecordFile
+
+
+class SpikecReadout(AbstractProcess):
+    """Readout accumulator, flat shape (n,). acc_path: int64 [n]; sat_path: int64 [1]."""
+
+    def __init__(self, *, bias, start: int, skip: int, steps: int, state_bits: int = 24,
+                 acc_path=None, sat_path=None, name=None):
+        bias = np.asarray(bias, np.int64)
+        n = bias.shape[0]
+        super().__init__(shape=(n,), start=int(start), skip=int(skip), steps=int(steps),
+                         state_bits=int(state_bits), acc_path=acc_path, sat_path=sat_path, name=name)
+        self.a_in = InPort(shape=(n,))
+        self.bias = Var(shape=(n,), init=bias)
+        self.acc = Var(shape=(n,), init=np.zeros(n, np.int64))
+
+
+@implements(proc=SpikecReadout, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PySpikecReadoutModel(PyLoihiProcessModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=32)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+    acc: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        p = self.proc_params
+        self.first = p["start"] + p["skip"]
+        self.last = self.first + p["steps"] - 1
+        self.limit = 2 ** (p["state_bits"] - 1) - 1
+        self.acc_file = RecordFile(p["acc_path"])
+        self.sat_file = RecordFile(p["sat_path"])
+        self.saturations = 0
+
+    def run_spk(self):
+        current = self.a_in.recv().astype(np.int64)
+        if self.first <= self.time_step <= self.last:
+            summed = self.acc + current + self.bias
+            clipped = np.clip(summed, -self.limit, self.limit)
+            self.saturations += int(np.count_nonzero(clipped != summed))
+            self.acc[:] = clipped
+            self.acc_file.write(self.acc)
+            self.sat_file.write(self.saturations)
