@@ -14,16 +14,17 @@ one during an earlier, failed import) would otherwise be loaded without any sour
 loader must not go through SourceFileLoader's bytecode cache. Nothing on disk is changed.
 
 If the installed file no longer contains the pattern (a fixed Lava release), the loader compiles it
-unchanged. On Python < 3.11 `install()` does nothing.
+unchanged. On Python < 3.11 the finder is not installed (nothing to fix there).
 
 Processes: Lava runs every Process in its own OS process. On Linux and macOS Lava calls
-`multiprocessing.set_start_method('fork')` when it is imported, so its workers are forked copies of
-the parent and inherit both `sys.meta_path` (the finder) and the already-imported patched module.
-A process started with the *spawn* or *forkserver* method is a fresh interpreter without the
-finder; code running there must call `spikec.backends.lava_compat.install()` before importing lava
-(importing `spikec.backends.lava_procs` or `spikec.backends.lava_backend` does that). Because Lava
-insists on 'fork', importing it fails with "context has already been set" if the program selected
-another start method first; `install()` reports that case as a BackendError instead.
+`multiprocessing.set_start_method('fork')` (without force) when it is imported, so its workers are
+forked copies of the parent: they inherit `sys.meta_path` (the finder) and the already-imported
+patched module, and need nothing else. A process started with the *spawn* or *forkserver* method is
+a fresh interpreter without the finder (a bare import of the module fails there, see
+tests/backends/test_lava_compat.py) - but Lava cannot run in such a process anyway: its start-method
+call raises "context has already been set". For the same reason Lava cannot be imported after a
+program chose another start method; `install()` reports that as a BackendError instead, so the
+backend shows up as unavailable with the reason.
 
 spikec installs the shim before any import of lava: in `spikec.backends.lava_backend`,
 `spikec.backends.lava_procs` and the netx exporter/loader helpers.
