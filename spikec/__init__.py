@@ -88,21 +88,29 @@ def load(path) -> Graph:
 # format -> "module:function" writing `graph` to `path` (imported only when used)
 _EXPORTERS = {
     "brian2": "spikec.backends.brian2_export:export_brian2",
+    "netx": "spikec.backends.netx_export:export_netx",
+    "lava": "spikec.backends.lava_export:export_lava",
 }
 
 
-def export(graph: Graph, path, format: str) -> None:  # noqa: A002
+def export(graph: Graph, path, format: str, **options) -> None:  # noqa: A002
     """Write `graph` to `path` for another tool; `format` is one of the keys of `_EXPORTERS`.
 
     "brian2": a runnable Brian2 script (`python path inputs.npy STEPS`) plus its parameters in
     `path` with suffix .npz.
+    "netx": a lava-dl netx HDF5 file (sequential conv/dense graphs with zero-reset neurons only;
+    UnsupportedError lists what else the graph uses). See docs/lava.md.
+    "lava": a runnable Python module that builds the graph's Lava process network
+    (`python path inputs.npy STEPS`); any graph. Options: steps=T (allow Lava's stock LIF where it
+    is exact for runs of up to T steps), neurons="custom". See docs/lava.md.
+    `options` are passed to the format's exporter.
     """
     import importlib
 
     if format not in _EXPORTERS:
         raise FormatError(f"unknown export format {format!r}; known: {', '.join(sorted(_EXPORTERS))}")
     module, function = _EXPORTERS[format].split(":")
-    getattr(importlib.import_module(module), function)(graph, path)
+    getattr(importlib.import_module(module), function)(graph, path, **options)
 
 
 __all__ = ["Graph", "Input", "IF", "Readout", "Edge", "Dense", "Conv2d", "SumPool2d", "Flatten",

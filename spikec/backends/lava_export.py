@@ -1,0 +1,246 @@
+"""`spikec.export(graph, path, format="lava")`: the graph's Lava process network as a Python module.
+
+Writes `path` (a readable, runnable module: one line per Lava process and per connection, exactly
+the network spikec's Lava backend runs) and `path.with_suffix(".npz")` (weights and parameters for
+one sample; the module tiles them over the batch), both atomically. Any graph can be exported.
+
+    python net.py inputs.npy STEPS [--out result.npz]      # prints the readout of every sample
+    import net; result = net.run(inputs, steps)              # {"output", "spikes", "saturations"}
+    procs = net.build(inputs, steps, folder)                 # the connected, unstarted processes
+
+The module needs lava-nc (0.10) and spikec (its SpikecIF / SpikecReadout / SpikeRecorder processes
+and the Python 3.11 import shim). Options: `steps=T` lets layers use Lava's stock LIF where that is
+exact for runs of up to T steps (the module then refuses longer runs); without it every IF layer
+uses SpikecIF, exact for any run length. `neurons="custom"` forces SpikecIF everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from spikec.backends.lava_plan import LavaPlan, ProcSpec, build_plan
+from spikec.errors import FormatError
+from spikec.ir.graph import Graph
+
+_CLASSES = {
+    "source": "RingBuffer", "sparse": "Sparse", "delay_sparse": "DelaySparse", "lif": "LIF",
+    "if": "SpikecIF", "readout": "SpikecReadout", "recorder": "SpikeRecorder",
+}
+_PER_NEURON = {"theta", "v_init", "bias", "theta_neg", "v", "bias_mant"}
+
+
+def export_lava(graph: Graph, path, steps: int | None = None, neurons: str = "auto") -> Path:
+    """Write the Lava module for `graph` to `path` and its parameters next to it; returns the path."""
+    path = Path(path)
+    if not path.parent.exists():
+        raise FormatError(f"cannot write {path}: folder {path.parent} does not exist")
+    if path.suffix == ".npz":
+        raise FormatError(f"{path}: the module needs its own name; the parameters go to <name>.npz")
+    graph.validate()
+    max_steps = steps
+    unknown_length = steps is None and neurons == "auto"
+    if unknown_length:
+        neurons = "custom"   # stock LIF is only proven exact for a known run length
+    plan = build_plan(graph, None, max_steps or 1, batch=1, record=True, neurons=neurons)
+    if unknown_length:
+        for lp in plan.layers.values():
+            lp.reason = lp.reason and "run length unknown: export with steps=T to allow stock LIF"
+    arrays: dict[str, np.ndarray] = {}
+    lines = [_proc_line(spec, arrays) for spec in plan.procs]
+    links = [f"    procs[{lk.src!r}].{lk.src_port}.connect(procs[{lk.dst!r}].{lk.dst_port})" for lk in plan.links]
+    source = _module_text(graph, plan, path, lines, links, max_steps)
+    _atomic(path.with_suffix(".npz"), lambda f: np.savez_compressed(f, **arrays), "wb")
+    _atomic(path, lambda f: f.write(source), "w")
+    path.chmod(0o755)
+    return path
+
+
+def _atomic(path: Path, write, mode: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _arg(spec: ProcSpec, key: str, value, arrays: dict) -> str:
+    """Source text for one constructor argument, tiling per-sample parameters over the batch B."""
+    ref = f"{spec.name}.{key}"
+    if key == "data":
+        return "_source_data(inputs, hw)"
+    if key == "steps":
+        return "steps"
+    if key == "shape":
+        return f"(B * {int(np.prod(value))},)"
+    if key == "sign_mode":
+        return f"SignMode.{value}"
+    if sp.issparse(value):
+        value = value.tocsr()
+        for part in ("data", "indices", "indptr"):
+            arrays[f"{ref}.{part}"] = getattr(value, part)
+        arrays[f"{ref}.shape"] = np.array(value.shape)
+        return f"_blocks(P, {ref!r}, B)"
+    if isinstance(value, np.ndarray):
+        arrays[ref] = value
+        if key == "schedule":
+            return f"np.tile(P[{ref!r}], (1, B))"
+        if key in _PER_NEURON:
+            return f"np.tile(P[{ref!r}], B)"
+        return f"P[{ref!r}]"
+    return repr(value)
+
+
+def _proc_line(spec: ProcSpec, arrays: dict) -> str:
+    args = [f"{k}={_arg(spec, k, v, arrays)}" for k, v in spec.args.items()]
+    for key, (shape, dtype) in spec.records.items():
+        dims = "(hw, B * %d)" % shape[1] if len(shape) == 2 else ("(1,)" if shape == (1,) else "(B * %d,)" % shape[0])
+        args.append(f"{key}=_record(folder, {spec.name + '.' + key!r}, {dims}, {dtype!r})")
+    return f"    procs[{spec.name!r}] = {_CLASSES[spec.kind]}({', '.join(args)})"
+
+
+def _module_text(graph: Graph, plan: LavaPlan, path: Path, lines, links, max_steps) -> str:
+    inp = graph.input
+    dims = ", ".join(map(str, inp.shape))
+    layers = {name: (lp.proc, lp.model, lp.recorder) for name, lp in plan.layers.items()}
+    shapes = {p.name: tuple(p.shape) for p in graph.populations}
+    table = "\n".join(f"#   {name:<16} {lp.model:<8} {lp.proc}" + (f"  ({lp.reason})" if lp.reason else "")
+                      for name, lp in plan.layers.items())
+    return _TEMPLATE.format(
+        npz=path.with_suffix(".npz").name, name=path.name, dims=dims,
+        inputs_doc=f"integers [B, {dims}]" if inp.encoding == "current" else f"0/1 spikes [B, S, {dims}]",
+        encoding=inp.encoding, latency=graph.latency, max_steps=max_steps, table=table,
+        layers=layers, shapes=shapes, readout=graph.readout.name,
+        procs="\n".join(lines), links="\n".join(links))
+
+
+_TEMPLATE = '''#!/usr/bin/env python3
+"""A spikec graph as a Lava process network (generated by spikec.export(..., format="lava")).
+
+    python {name} inputs.npy STEPS [--out result.npz]
+
+inputs.npy: {inputs_doc}. A run of STEPS evaluated steps takes STEPS + {latency} hardware steps
+(Loihi2SimCfg(select_tag="fixed_pt")). Parameters for one sample are in {npz}; build() lays the
+B samples of a batch side by side. Synapses are Sparse/DelaySparse with weights 2*w and
+weight_exp = -1 (exact on Loihi's 8-bit mixed-sign format; larger weights are split into base-256
+digits with weight_exp 8j-1). Populations (IR name, neuron model, process):
+{table}
+"""
+
+import os
+import sys
+import tempfile
+
+import numpy as np
+import scipy.sparse as sp
+
+from spikec.backends import lava_compat
+
+lava_compat.install()   # lava-nc 0.10 on Python 3.11: in-memory fix of one module, before any lava import
+
+from lava.magma.core.run_conditions import RunSteps  # noqa: E402
+from lava.magma.core.run_configs import Loihi2SimCfg  # noqa: E402
+from lava.proc.io.source import RingBuffer  # noqa: E402,F401
+from lava.proc.lif.process import LIF  # noqa: E402,F401
+from lava.proc.sparse.process import DelaySparse, Sparse  # noqa: E402,F401
+from lava.utils.weightutils import SignMode  # noqa: E402,F401
+
+from spikec.backends.lava_procs.if_neuron import SpikecIF  # noqa: E402,F401
+from spikec.backends.lava_procs.readout import SpikecReadout  # noqa: E402,F401
+from spikec.backends.lava_procs.recorder import SpikeRecorder  # noqa: E402,F401
+
+ENCODING = {encoding!r}
+LATENCY = {latency}
+MAX_STEPS = {max_steps!r}   # stock LIF layers are proven exact up to this many steps (None: any)
+LAYERS = {layers!r}   # IR population -> (process, model, recorder)
+SHAPES = {shapes!r}
+READOUT = {readout!r}
+
+
+def _params():
+    with np.load(os.path.splitext(os.path.abspath(__file__))[0] + ".npz") as f:
+        return {{k: f[k] for k in f.files}}
+
+
+def _blocks(P, ref, B):
+    m = sp.csr_matrix((P[ref + ".data"], P[ref + ".indices"], P[ref + ".indptr"]), shape=tuple(P[ref + ".shape"]))
+    return m if B == 1 else sp.block_diag([m] * B, format="csr", dtype=np.int64)
+
+
+def _record(folder, name, shape, dtype):
+    path = os.path.join(folder, name + ".npy")
+    np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape).flush()
+    return path
+
+
+def _source_data(inputs, hw):
+    B = inputs.shape[0]
+    if ENCODING == "current":
+        return inputs.reshape(-1, 1).astype(np.int32)
+    n = int(np.prod(inputs.shape[2:]))
+    train = inputs.reshape(B, inputs.shape[1], n)[:, :hw]
+    data = np.zeros((B * n, hw), np.int32)
+    data[:, :train.shape[1]] = train.transpose(0, 2, 1).reshape(B * n, -1)
+    return data
+
+
+def build(inputs, steps, folder):
+    """The connected Lava processes for `inputs` and `steps`, with record files in `folder`."""
+    if MAX_STEPS is not None and steps > MAX_STEPS:
+        raise ValueError(f"exported for runs of up to {{MAX_STEPS}} steps, got {{steps}}")
+    inputs = np.asarray(inputs, np.int64)
+    P, B, hw = _params(), inputs.shape[0], steps + LATENCY
+    procs = {{}}
+{procs}
+{links}
+    return procs
+
+
+def run(inputs, steps):
+    """Run the network; returns {{"output": [B, n_out], "spikes": {{layer: [hw, B, ...]}}, "saturations"}}."""
+    inputs = np.asarray(inputs, np.int64)
+    B, hw = inputs.shape[0], steps + LATENCY
+    with tempfile.TemporaryDirectory() as folder:
+        procs = build(inputs, steps, folder)
+        anchor = next(iter(procs.values()))
+        try:
+            anchor.run(condition=RunSteps(num_steps=hw), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        finally:
+            anchor.stop()
+        load = lambda proc, key: np.array(np.load(os.path.join(folder, f"{{proc}}.{{key}}.npy")))  # noqa: E731
+        out_proc = LAYERS[READOUT][0]
+        result = {{"output": load(out_proc, "acc_path").reshape(B, -1), "spikes": {{}},
+                  "saturations": {{READOUT: int(load(out_proc, "sat_path")[0])}}}}
+        for name, (proc, model, recorder) in LAYERS.items():
+            if model == "lif":
+                spikes, result["saturations"][name] = load(recorder, "path"), 0
+            elif model == "if":
+                spikes, result["saturations"][name] = load(proc, "spikes_path"), int(load(proc, "sat_path")[0])
+            else:
+                continue
+            result["spikes"][name] = spikes.astype(np.int8).reshape((hw, B) + SHAPES[name])
+    return result
+
+
+def main(argv):
+    if len(argv) < 3:
+        sys.exit(__doc__)
+    result = run(np.load(argv[1]), int(argv[2]))
+    if "--out" in argv:
+        np.savez(argv[argv.index("--out") + 1], output=result["output"],
+                 **{{"spikes_" + k: v for k, v in result["spikes"].items()}})
+    for b, row in enumerate(result["output"]):
+        print(b, int(np.argmax(row)), " ".join(map(str, row)))
+
+
+if __name__ == "__main__":
+    main(sys.argv)
+'''

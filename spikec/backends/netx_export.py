@@ -1,0 +1,243 @@
+"""Export an IR graph to a lava-dl netx HDF5 file (`spikec.export(graph, path, format="netx")`).
+
+netx (lava.lib.dl.netx.hdf5.Network) builds a *sequential* network of blocks, each a synapse
+(Dense / DelayDense / Conv) plus Lava's stock CUBA LIF neuron. spikec writes only what that loader
+reproduces exactly; anything else raises UnsupportedError naming every layer and feature at fault.
+
+What maps (schema: research notes §3, lava/lib/dl/netx/hdf5.py):
+  Input                 -> layer 0: type "input", shape (C, H, W) or (N,) (no neuron)
+  Edge ending in Dense  -> ("flatten" +) "dense": the edge's whole op chain as one matrix, so pooling
+                           before a dense layer is folded in; extra delay -> "delay"
+  Conv2d                -> "conv" (weights in PyTorch order, stride/padding/dilation as (y, x))
+  SumPool2d             -> "conv" with groups = C and an all-ones kernel
+  SumPool2d + Conv2d    -> one "conv" with the pooling folded into a strided kernel (non-overlapping
+                           windows; sizes divisible by the window when the conv pads)
+  IF                    -> neuron CUBA, iDecay 4096, vDecay 0 (no leak, no current memory),
+                           vThMant = theta - 1 (netx fires on v > vth; spikec on v >= theta)
+  Readout               -> a last "dense" layer without neuron: netx's default neuron (iDecay 0,
+                           vDecay 4096, vThMant 2^17) is a non-spiking integrator, so after running
+                           the graph's hardware steps `layers[-1].neuron.v` / 64 is the readout.
+A "/spikec" group records the input encoding, the message bits the loader needs for graded input
+(`Network(input_message_bits=...)`), the IR layer names and the latency; netx ignores it.
+
+Range caveat: stock neurons hold v in 24 bits of 1/64 weight units, so exported layers match
+spikec exactly while |v| < 2^17 and per-step input < 2^17 (spikec's own backends saturate at
+state_bits instead); the readout integrator wraps at 2^17.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from spikec.errors import UnsupportedError
+from spikec.ir.connectivity import edge_matrix
+from spikec.ir.graph import Graph, broadcast_param
+from spikec.ir.nodes import IF, Conv2d, Edge, Input, Readout, SumPool2d
+
+FORMAT_VERSION = 1
+VTH_MAX = 2**17 - 1
+
+
+# --------------------------------------------------------------------------- expressibility
+
+
+def netx_problems(graph: Graph) -> list[str]:
+    """Everything in `graph` netx cannot express, one line per layer/edge and feature ([] = ok)."""
+    graph.validate()
+    problems: list[str] = []
+    order = graph.topo_order()
+    for prev, name in zip(order, order[1:]):
+        for e in graph.in_edges(name):
+            if e.src != prev:
+                problems.append(f"edge {e.name}: residual/skip edge (netx layers are strictly sequential; "
+                                f"{name} may only receive from {prev})")
+        if len(graph.in_edges(name)) > 1 and all(e.src == prev for e in graph.in_edges(name)):
+            problems.append(f"layer {name}: {len(graph.in_edges(name))} parallel edges from {prev}")
+        if len(graph.out_edges(prev)) > 1:
+            problems.append(f"layer {prev}: feeds {len(graph.out_edges(prev))} populations (netx has no fan-out)")
+        node = graph.nodes[name]
+        if isinstance(node, IF):
+            problems += [f"layer {name}: {p}" for p in _if_problems(node)]
+        elif isinstance(node, Readout):
+            problems += [f"readout {name}: {p}" for p in _readout_problems(node)]
+        for e in graph.in_edges(name):
+            if e.src == prev:
+                problems += [f"edge {e.name}: {p}" for p in _edge_problems(graph, e)]
+    return problems
+
+
+def _if_problems(layer: IF) -> list[str]:
+    out = []
+    if layer.reset != "zero":
+        out.append("subtract reset (netx's CUBA neuron resets to zero)")
+    if layer.theta_neg is not None:
+        out.append("signed spikes (theta_neg)")
+    if layer.bias_schedule is not None:
+        out.append("bias schedule")
+    if layer.presim:
+        out.append("SRP pre-simulation (presim)")
+    if np.any(layer.v_init != 0):
+        out.append("v_init != 0 (netx has no initial potential)")
+    if np.any(layer.bias != 0):
+        out.append("bias != 0 (netx neurons add their bias from step 1, before the layer's first input "
+                   "arrives, so the result would differ)")
+    if np.unique(layer.theta).size != 1:
+        out.append("per-channel/per-neuron thresholds (netx has one vThMant per layer)")
+    elif int(layer.theta.max()) - 1 > VTH_MAX:
+        out.append(f"theta {int(layer.theta.max())} beyond the 17-bit vThMant")
+    if layer.state_bits < 18:
+        out.append(f"state_bits {layer.state_bits} (netx neurons saturate at 2^17 weight units)")
+    return out
+
+
+def _readout_problems(readout: Readout) -> list[str]:
+    out = []
+    if np.any(readout.bias != 0):
+        out.append("bias != 0 (the netx integrator would not accumulate it)")
+    if readout.skip:
+        out.append("skip > 0 (the netx integrator sums every step)")
+    return out
+
+
+def _edge_problems(graph: Graph, edge: Edge) -> list[str]:
+    dst = graph.nodes[edge.dst]
+    if len(dst.shape) == 1:
+        w = edge_matrix(edge, graph.nodes[edge.src].shape)
+        out = []
+        if w.nnz == 0:
+            out.append("all weights are zero (netx's weight optimiser cannot handle that)")
+        elif w.data.min() < -128 or w.data.max() > 127:
+            out.append(f"weights in [{w.data.min()}, {w.data.max()}] beyond Loihi's 8-bit [-128, 127]")
+        return out
+    try:
+        conv = conv_layer(edge, graph.nodes[edge.src].shape)
+    except UnsupportedError as err:
+        return [str(err)]
+    out = []
+    if edge.delay:
+        out.append("delay on a conv layer (netx conv layers have no delay)")
+    if conv.weight.min() < -128 or conv.weight.max() > 127:
+        out.append(f"weights in [{conv.weight.min()}, {conv.weight.max()}] beyond Loihi's 8-bit [-128, 127]")
+    return out
+
+
+# --------------------------------------------------------------------------- op folding
+
+
+def conv_layer(edge: Edge, src_shape) -> Conv2d:
+    """The edge's op chain as one Conv2d: Conv2d, SumPool2d (depthwise ones) or SumPool2d + Conv2d."""
+    ops = edge.ops
+    if len(ops) == 1 and isinstance(ops[0], Conv2d):
+        return ops[0]
+    if len(ops) == 1 and isinstance(ops[0], SumPool2d):
+        return _pool_as_conv(ops[0], src_shape[0])
+    if len(ops) == 2 and isinstance(ops[0], SumPool2d) and isinstance(ops[1], Conv2d):
+        return _fold_pool_conv(ops[0], ops[1], src_shape)
+    names = " + ".join(type(op).__name__ for op in ops)
+    raise UnsupportedError(f"op chain {names} has no netx conv equivalent")
+
+
+def _pool_as_conv(pool: SumPool2d, channels: int) -> Conv2d:
+    weight = np.ones((channels, 1) + pool.kernel, np.int64)
+    return Conv2d(weight, stride=pool.stride, groups=channels)
+
+
+def _fold_pool_conv(pool: SumPool2d, conv: Conv2d, shape) -> Conv2d:
+    """conv(sumpool_k(x)) as one conv on x: kernel block (ky, kx) spans k x k input pixels."""
+    (kh, kw), (sh, sw) = pool.kernel, pool.stride
+    if (kh, kw) != (sh, sw):
+        raise UnsupportedError("SumPool2d with overlapping windows (stride != kernel) before a conv")
+    for size, k, pad in zip(shape[1:], (kh, kw), conv.padding):
+        if pad and size % k:
+            raise UnsupportedError(f"SumPool2d window {k} does not divide input size {size} before a padded conv")
+    c_out, cg, ch, cw = conv.weight.shape
+    (dh, dw) = conv.dilation
+    weight = np.zeros((c_out, cg, (ch - 1) * dh * kh + kh, (cw - 1) * dw * kw + kw), np.int64)
+    for ky in range(ch):
+        for kx in range(cw):
+            y0, x0 = ky * dh * kh, kx * dw * kw
+            weight[:, :, y0:y0 + kh, x0:x0 + kw] = conv.weight[:, :, ky:ky + 1, kx:kx + 1]
+    return Conv2d(weight, stride=(conv.stride[0] * kh, conv.stride[1] * kw),
+                  padding=(conv.padding[0] * kh, conv.padding[1] * kw), groups=conv.groups)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def export_netx(graph: Graph, path) -> None:
+    """Write `graph` as a netx HDF5 file at `path` (atomically), or raise UnsupportedError."""
+    problems = netx_problems(graph)
+    if problems:
+        raise UnsupportedError("netx cannot express this graph:\n  - " + "\n  - ".join(problems))
+    import h5py
+
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".spikec-netx-", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            _write(graph, f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _text(group, name: str, value: str) -> None:
+    group.create_dataset(name, data=np.array([value.encode("ascii")]))
+
+
+def _write(graph: Graph, f) -> None:
+    order = graph.topo_order()
+    inp: Input = graph.input
+    layers = f.create_group("layer")
+    first = layers.create_group("0")
+    _text(first, "type", "input")
+    first.create_dataset("shape", data=np.array(inp.shape, np.int64))
+    index = 1
+    for prev, name in zip(order, order[1:]):
+        edge = graph.in_edges(name)[0]
+        node = graph.nodes[name]
+        src_shape = graph.nodes[prev].shape
+        if len(node.shape) == 1:
+            if len(src_shape) == 3:
+                _text(layers.create_group(str(index)), "type", "flatten")
+                index += 1
+            group = layers.create_group(str(index))
+            _text(group, "type", "dense")
+            group.create_dataset("shape", data=np.array(node.shape, np.int64))
+            group.create_dataset("weight", data=edge_matrix(edge, src_shape).toarray().astype(np.int64))
+            if edge.delay:
+                group.create_dataset("delay", data=np.int64(edge.delay))
+        else:
+            conv = conv_layer(edge, src_shape)
+            group = layers.create_group(str(index))
+            _text(group, "type", "conv")
+            group.create_dataset("shape", data=np.array(node.shape, np.int64))
+            group.create_dataset("weight", data=conv.weight)
+            group.create_dataset("stride", data=np.array(conv.stride, np.int64))
+            group.create_dataset("padding", data=np.array(conv.padding, np.int64))
+            group.create_dataset("dilation", data=np.array(conv.dilation, np.int64))
+            group.create_dataset("groups", data=np.int64(conv.groups))
+        if isinstance(node, IF):
+            neuron = group.create_group("neuron")
+            _text(neuron, "type", "CUBA")
+            theta = int(broadcast_param(node.theta, node.shape).max())
+            for key, value in (("iDecay", 4096), ("vDecay", 0), ("vThMant", theta - 1), ("refDelay", 1)):
+                neuron.create_dataset(key, data=np.int64(value))
+            neuron.create_dataset("gradedSpike", data=False)
+        index += 1
+    sim = f.create_group("simulation")
+    sim.create_dataset("Ts", data=np.int64(1))
+    meta = f.create_group("spikec")
+    meta.create_dataset("format_version", data=np.int64(FORMAT_VERSION))
+    _text(meta, "input_encoding", inp.encoding)
+    meta.create_dataset("input_message_bits", data=np.int64(0 if inp.encoding == "spikes" else inp.value_bits))
+    meta.create_dataset("latency", data=np.int64(graph.latency))
+    _text(meta, "populations", ",".join(order))
+

@@ -1,0 +1,90 @@
+"""Run a netx HDF5 file with Intel's loader (lava.lib.dl.netx.hdf5.Network) and read it back.
+
+Used by the round-trip tests (a file spikec exported must give the reference's spikes) and by the
+Lava benchmark (spikec's own Lava graph against the same network loaded through netx). Spikes are
+read with spikec's SpikeRecorder (memory-mapped files, not Var.get); the readout integrator's v is
+one Var.get of n_out values. One Lava run per sample (netx networks have a fixed input shape).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spikec.backends import lava_compat
+
+
+@dataclass
+class NetxRun:
+    output: np.ndarray                          # int64 [B, n_out]: readout integrator v / 64
+    spikes: dict[str, np.ndarray]               # IR layer name -> int8 [hardware_steps, B, *shape]
+    timings: dict[str, float] = field(default_factory=dict)   # seconds: build, run, readback (summed)
+
+
+def _meta(path):
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        meta = f["spikec"]
+        names = meta["populations"][0].decode().split(",")
+        return names, meta["input_encoding"][0].decode(), int(meta["input_message_bits"][()])
+
+
+def _source_data(x: np.ndarray, encoding: str, shape, hardware_steps: int) -> np.ndarray:
+    """One sample (C,H,W)/(N,) or its spike train [S, ...] -> RingBuffer data in netx's WHC order."""
+    to_netx = (lambda a: a.transpose(2, 1, 0)) if len(shape) == 3 else (lambda a: a.reshape(shape))
+    if encoding == "current":
+        return to_netx(x)[..., None].astype(np.int32)
+    data = np.zeros(tuple(shape) + (hardware_steps,), np.int32)
+    for t, frame in enumerate(x[:hardware_steps]):
+        data[..., t] = to_netx(frame)
+    return data
+
+
+def run_netx(path, inputs, hardware_steps: int, record: bool = True) -> NetxRun:
+    """Run the netx file at `path` on each sample of `inputs` for `hardware_steps` steps."""
+    lava_compat.install()
+    from lava.lib.dl.netx.hdf5 import Network
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.source import RingBuffer
+
+    from spikec.backends.lava_procs.recorder import SpikeRecorder
+
+    names, encoding, message_bits = _meta(path)
+    inputs = np.asarray(inputs)
+    outputs, spikes = [], {name: [] for name in names[1:-1]}
+    timings = {"build": 0.0, "run": 0.0, "readback": 0.0}
+    with tempfile.TemporaryDirectory(prefix="spikec-netx-") as folder:
+        for b, x in enumerate(inputs):
+            t0 = time.perf_counter()
+            net = Network(net_config=os.fspath(path), input_message_bits=message_bits)
+            source = RingBuffer(data=_source_data(x, encoding, net.inp.shape, hardware_steps))
+            source.s_out.connect(net.inp)
+            files = {}
+            if record:
+                for name, layer in zip(names[1:-1], net.layers[:-1]):
+                    files[name] = os.path.join(folder, f"{b}.{name}.npy")
+                    np.lib.format.open_memmap(files[name], mode="w+", dtype=np.int32,
+                                              shape=(hardware_steps,) + tuple(layer.out.shape)).flush()
+                    layer.out.connect(SpikeRecorder(shape=layer.out.shape, path=files[name]).a_in)
+            t1 = time.perf_counter()
+            try:
+                net.run(condition=RunSteps(num_steps=hardware_steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+                t2 = time.perf_counter()
+                outputs.append(np.rint(net.layers[-1].neuron.v.get()).astype(np.int64) // 64)
+            finally:
+                net.stop()
+            for name, file in files.items():
+                arr = np.load(file).astype(np.int8)
+                spikes[name].append(arr.transpose(0, 3, 2, 1) if arr.ndim == 4 else arr)
+            t3 = time.perf_counter()
+            timings["build"] += t1 - t0
+            timings["run"] += t2 - t1
+            timings["readback"] += t3 - t2
+    stacked = {name: np.stack(v, axis=1) for name, v in spikes.items() if v}
+    return NetxRun(np.stack(outputs), stacked, timings)
