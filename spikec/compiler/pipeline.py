@@ -20,6 +20,7 @@ from spikec.compiler.lowering import lower
 from spikec.compiler.methods import CompileContext, Policy
 from spikec.compiler.rescale import normalize
 from spikec.compiler.retime import retime
+from spikec.compiler.stock import legalize_neurons
 from spikec.compiler.targets import Target
 from spikec.compiler.thresholds import (
     activation_statistics,
@@ -70,6 +71,7 @@ def pipeline(model, example_input, policy: Policy, target: Target, calibration, 
     graph = retime(graph, target.max_delay)                        # delays balance residual paths
     ctx = CompileContext(model, gm, calib, steps, target, dict(method_options))
     graph = policy.post(graph, ctx)                                # method-specific pass (FTBC, SRP, ...)
+    graph = legalize_neurons(graph, target)                        # stock-neuron targets: zero reset, v_init 0
     graph = check_bounds(graph, target.input_limit, steps, opts.saturate)  # prove no overflow / record policy
     return Compiled(graph.validate(), fir, gm)
 

@@ -24,6 +24,9 @@ class Target:
     input_limit:   largest |per-step synaptic input| a neuron may receive (Loihi: below 2^17).
     max_delay:     largest extra edge delay (Loihi: 62).
     input_bits:    default width of a current-encoded Input's values.
+    neurons:       "spikec" (the project's IF process: every IR neuron feature) or "stock" (Lava's
+                   stock LIF / netx CUBA: zero reset, v_init 0, no signed spikes, SRP or bias
+                   schedules; enforced by spikec.compiler.stock.legalize_neurons).
     """
 
     name: str
@@ -36,6 +39,7 @@ class Target:
     max_delay: int = 62
     input_bits: int = 8
     description: str = ""
+    neurons: str = "spikec"
 
     @property
     def weight_max(self) -> int:
@@ -86,3 +90,9 @@ register(Target(
     "int32", weight_bits=16, theta_max=2**31 - 1, bias_mant_bits=None, bias_exp_max=None, state_bits=32,
     input_limit=2**31 - 1, max_delay=62, input_bits=8,
     description="generic 32-bit integer target: int16 weights, 32-bit saturating state, no Loihi formats"))
+register(Target(
+    "loihi-stock", weight_bits=8, theta_max=2**17, bias_mant_bits=13, bias_exp_max=0, state_bits=18,
+    input_limit=2**17 - 1, max_delay=62, input_bits=8, neurons="stock",
+    description="Loihi 2 with Lava's stock LIF / netx CUBA neurons: reset to zero, v > vth "
+                "(vth = theta - 1 <= 2^17 - 1), v_init 0, no signed spikes / SRP / bias schedules, "
+                "int8 weights, bias mantissa << 6 (|bias| <= 4095), v within 2^17 weight units"))
