@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 import tempfile
+import time
 
 import numpy as np
 
@@ -96,16 +97,23 @@ def instantiate(plan: LavaPlan, paths: dict[str, dict[str, str]]) -> dict:
     return procs
 
 
-def run_plan(plan: LavaPlan, paths: dict[str, dict[str, str]]) -> None:
-    """Build, compile and run the processes of `plan` for its hardware steps, then stop them."""
+def run_plan(plan: LavaPlan, paths: dict[str, dict[str, str]], timings: dict | None = None) -> None:
+    """Build, compile and run the processes of `plan` for its hardware steps, then stop them.
+
+    `timings` (optional) gets seconds added under "build" (creating the processes), "run" (Lava's
+    compile + all steps) and "stop".
+    """
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
+    clock = _Clock(timings)
     procs = instantiate(plan, paths)
     anchor = procs[plan.procs[0].name]
+    clock.lap("build")
     try:
         anchor.run(condition=RunSteps(num_steps=plan.hardware_steps),
                    run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        clock.lap("run")
     except Exception as err:
         raise BackendError(f"Lava failed while running the graph: {type(err).__name__}: {err}") from err
     finally:
@@ -113,6 +121,24 @@ def run_plan(plan: LavaPlan, paths: dict[str, dict[str, str]]) -> None:
             anchor.stop()
         except Exception:  # a runtime that never started has nothing to stop
             pass
+        clock.lap("stop")
+
+
+class _Clock:
+    """Adds the seconds since the previous lap to timings[name] (no-op without a dict)."""
+
+    def __init__(self, timings: dict | None):
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[name] = self.timings.get(name, 0.0) + now - self.last
+        self.last = now
+
+    def skip(self) -> None:
+        self.last = time.perf_counter()
 
 
 def _load(path: str) -> np.ndarray:
@@ -120,31 +146,36 @@ def _load(path: str) -> np.ndarray:
 
 
 def run(graph: Graph, inputs, steps: int, record: bool = False, record_v: bool = False, *,
-        neurons: str = "auto", batch_size: int = 64) -> Trace:
+        neurons: str = "auto", batch_size: int = 64, timings: dict | None = None) -> Trace:
     """Run `graph` in Lava (fixed_pt) and return the reference interpreter's Trace, bit for bit.
 
     neurons: "auto" uses Lava's stock LIF for layers it reproduces exactly and spikec's SpikecIF
     elsewhere; "custom" uses SpikecIF everywhere; "stock" forces stock LIF wherever the layer's
     features allow, skipping the no-saturation proof (see lava_plan.build_plan).
     batch_size: samples laid side by side in one Lava run.
+    timings: a dict that gets seconds per phase added: plan, build, run (Lava compile + steps),
+    stop, readback.
     """
     _require()
     graph.validate()
     x = graph.check_inputs(inputs, steps)
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise BackendError(f"batch_size must be a positive int, got {batch_size!r}")
-    parts = [_run_chunk(graph, x[i:i + batch_size], steps, record, record_v, neurons)
+    parts = [_run_chunk(graph, x[i:i + batch_size], steps, record, record_v, neurons, timings)
              for i in range(0, x.shape[0], batch_size)]
     return _merge(parts, graph, steps)
 
 
 def _run_chunk(graph: Graph, x: np.ndarray, steps: int, record: bool, record_v: bool,
-               neurons: str) -> Trace:
+               neurons: str, timings: dict | None) -> Trace:
+    clock = _Clock(timings)
     plan = build_plan(graph, x, steps, record=record, record_v=record_v, neurons=neurons)
     batch, hw = x.shape[0], plan.hardware_steps
     with tempfile.TemporaryDirectory(prefix="spikec-lava-") as folder:
         paths = make_records(plan, folder)
-        run_plan(plan, paths)
+        clock.lap("plan")
+        run_plan(plan, paths, timings)
+        clock.skip()   # run_plan timed its own phases
         readout = graph.readout
         out_paths = paths[plan.layers[readout.name].proc]
         output = _load(out_paths["acc_path"]).reshape((batch,) + readout.shape)
@@ -166,6 +197,7 @@ def _run_chunk(graph: Graph, x: np.ndarray, steps: int, record: bool, record_v: 
             if record_v:
                 voltages[layer.name] = _load(files["v_path"]).reshape(shape)
     saturations = {p.name: saturations[p.name] for p in graph.populations if p.name in saturations}
+    clock.lap("readback")
     return Trace(output=output, steps=steps, latency=graph.latency, spikes=spikes,
                  saturations=saturations, voltages=voltages, backend=NAME)
 

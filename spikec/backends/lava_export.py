@@ -52,7 +52,8 @@ def export_lava(graph: Graph, path, steps: int | None = None, neurons: str = "au
             lp.reason = lp.reason and "run length unknown: export with steps=T to allow stock LIF"
     arrays: dict[str, np.ndarray] = {}
     lines = [_proc_line(spec, arrays) for spec in plan.procs]
-    links = [f"    procs[{lk.src!r}].{lk.src_port}.connect(procs[{lk.dst!r}].{lk.dst_port})" for lk in plan.links]
+    links = [f"    procs[{lk.src!r}].{lk.src_port}.connect(procs[{lk.dst!r}].{lk.dst_port})"
+             for lk in plan.links]
     source = _module_text(graph, plan, path, lines, links, max_steps)
     _atomic(path.with_suffix(".npz"), lambda f: np.savez_compressed(f, **arrays), "wb")
     _atomic(path, lambda f: f.write(source), "w")
@@ -102,7 +103,10 @@ def _arg(spec: ProcSpec, key: str, value, arrays: dict) -> str:
 def _proc_line(spec: ProcSpec, arrays: dict) -> str:
     args = [f"{k}={_arg(spec, k, v, arrays)}" for k, v in spec.args.items()]
     for key, (shape, dtype) in spec.records.items():
-        dims = "(hw, B * %d)" % shape[1] if len(shape) == 2 else ("(1,)" if shape == (1,) else "(B * %d,)" % shape[0])
+        if len(shape) == 2:
+            dims = f"(hw, B * {shape[1]})"
+        else:
+            dims = "(1,)" if shape == (1,) else f"(B * {shape[0]},)"
         args.append(f"{key}=_record(folder, {spec.name + '.' + key!r}, {dims}, {dtype!r})")
     return f"    procs[{spec.name!r}] = {_CLASSES[spec.kind]}({', '.join(args)})"
 
@@ -171,7 +175,8 @@ def _params():
 
 
 def _blocks(P, ref, B):
-    m = sp.csr_matrix((P[ref + ".data"], P[ref + ".indices"], P[ref + ".indptr"]), shape=tuple(P[ref + ".shape"]))
+    parts = (P[ref + ".data"], P[ref + ".indices"], P[ref + ".indptr"])
+    m = sp.csr_matrix(parts, shape=tuple(P[ref + ".shape"]))
     return m if B == 1 else sp.block_diag([m] * B, format="csr", dtype=np.int64)
 
 
@@ -179,6 +184,10 @@ def _record(folder, name, shape, dtype):
     path = os.path.join(folder, name + ".npy")
     np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape).flush()
     return path
+
+
+def _load(folder, proc, key):
+    return np.array(np.load(os.path.join(folder, f"{{proc}}.{{key}}.npy")))
 
 
 def _source_data(inputs, hw):
@@ -215,7 +224,7 @@ def run(inputs, steps):
             anchor.run(condition=RunSteps(num_steps=hw), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
         finally:
             anchor.stop()
-        load = lambda proc, key: np.array(np.load(os.path.join(folder, f"{{proc}}.{{key}}.npy")))  # noqa: E731
+        load = lambda proc, key: _load(folder, proc, key)  # noqa: E731
         out_proc = LAYERS[READOUT][0]
         result = {{"output": load(out_proc, "acc_path").reshape(B, -1), "spikes": {{}},
                   "saturations": {{READOUT: int(load(out_proc, "sat_path")[0])}}}}
@@ -223,7 +232,8 @@ def run(inputs, steps):
             if model == "lif":
                 spikes, result["saturations"][name] = load(recorder, "path"), 0
             elif model == "if":
-                spikes, result["saturations"][name] = load(proc, "spikes_path"), int(load(proc, "sat_path")[0])
+                spikes = load(proc, "spikes_path")
+                result["saturations"][name] = int(load(proc, "sat_path")[0])
             else:
                 continue
             result["spikes"][name] = spikes.astype(np.int8).reshape((hw, B) + SHAPES[name])

@@ -57,7 +57,8 @@ def netx_problems(graph: Graph) -> list[str]:
         if len(graph.in_edges(name)) > 1 and all(e.src == prev for e in graph.in_edges(name)):
             problems.append(f"layer {name}: {len(graph.in_edges(name))} parallel edges from {prev}")
         if len(graph.out_edges(prev)) > 1:
-            problems.append(f"layer {prev}: feeds {len(graph.out_edges(prev))} populations (netx has no fan-out)")
+            problems.append(f"layer {prev}: feeds {len(graph.out_edges(prev))} populations "
+                            "(netx has no fan-out)")
         node = graph.nodes[name]
         if isinstance(node, IF):
             problems += [f"layer {name}: {p}" for p in _if_problems(node)]
@@ -152,7 +153,8 @@ def _fold_pool_conv(pool: SumPool2d, conv: Conv2d, shape) -> Conv2d:
         raise UnsupportedError("SumPool2d with overlapping windows (stride != kernel) before a conv")
     for size, k, pad in zip(shape[1:], (kh, kw), conv.padding):
         if pad and size % k:
-            raise UnsupportedError(f"SumPool2d window {k} does not divide input size {size} before a padded conv")
+            raise UnsupportedError(f"SumPool2d window {k} does not divide input size {size} "
+                                   "before a padded conv")
     c_out, cg, ch, cw = conv.weight.shape
     (dh, dw) = conv.dilation
     weight = np.zeros((c_out, cg, (ch - 1) * dh * kh + kh, (cw - 1) * dw * kw + kw), np.int64)
@@ -237,7 +239,8 @@ def _write(graph: Graph, f) -> None:
     meta = f.create_group("spikec")
     meta.create_dataset("format_version", data=np.int64(FORMAT_VERSION))
     _text(meta, "input_encoding", inp.encoding)
-    meta.create_dataset("input_message_bits", data=np.int64(0 if inp.encoding == "spikes" else inp.value_bits))
+    bits = 0 if inp.encoding == "spikes" else inp.value_bits
+    meta.create_dataset("input_message_bits", data=np.int64(bits))
     meta.create_dataset("latency", data=np.int64(graph.latency))
     _text(meta, "populations", ",".join(order))
 

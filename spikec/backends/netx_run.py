@@ -74,7 +74,8 @@ def run_netx(path, inputs, hardware_steps: int, record: bool = True) -> NetxRun:
                     layer.out.connect(SpikeRecorder(shape=layer.out.shape, path=files[name]).a_in)
             t1 = time.perf_counter()
             try:
-                net.run(condition=RunSteps(num_steps=hardware_steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+                net.run(condition=RunSteps(num_steps=hardware_steps),
+                        run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
                 t2 = time.perf_counter()
                 outputs.append(np.rint(net.layers[-1].neuron.v.get()).astype(np.int64) // 64)
             finally:

@@ -43,7 +43,8 @@ def legalize_neurons(graph: Graph, target) -> Graph:
     if problems:
         raise UnsupportedError(
             f"target {target.name!r} runs Lava's stock neurons, which cannot express what method "
-            f"{method!r} needs:\n  - " + "\n  - ".join(problems) + "\nuse target='loihi' (spikec's IF process)")
+            f"{method!r} needs:\n  - " + "\n  - ".join(problems)
+            + "\nuse target='loihi' (spikec's IF process)")
     meta = dict(graph.meta)
     meta["neurons"] = "stock"
     if "layers" in meta:

@@ -135,7 +135,8 @@ def test_weights_beyond_eight_bits_are_exact():
     out = Readout("out", (2,))
     w = np.array([[300, -1000, 129, -129, 5, 0], [70000, -3, 256, -256, 127, -128],
                   [1, 2, 3, 4, 5, 6], [-200, 200, -77, 77, 0, 0]])
-    graph = Graph([inp, h, out], [Edge("x", "h", (Dense(w),)), Edge("h", "out", (Dense(np.eye(2, 4, dtype=int)),))])
+    edges = [Edge("x", "h", (Dense(w),)), Edge("h", "out", (Dense(np.eye(2, 4, dtype=int)),))]
+    graph = Graph([inp, h, out], edges)
     check(graph.validate(), ints(24, -15, 15, (2, 6)), 5)
 
 

@@ -65,13 +65,15 @@ def test_stale_bytecode_of_the_unpatched_file_cannot_bypass_the_shim(tmp_path):
         print(m.CoreEncoder(), m.__file__)
         """)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    run = lambda code: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,  # noqa: E731
+                                      env=env, timeout=120)
+    done = run(script)
     assert done.returncode == 0, done.stderr
     assert "CoreEncoder(x=ByteEncoder(base=0)" in done.stdout and str(source) in done.stdout
     assert model_files() == before and os.path.exists(cached)   # nothing rewritten, no new .pyc
     # without the shim the same import fails (the test would prove nothing otherwise)
     plain = script.replace("lava_compat.install()", "pass")
-    failed = subprocess.run([sys.executable, "-c", plain], capture_output=True, text=True, env=env, timeout=120)
+    failed = run(plain)
     assert failed.returncode != 0 and "default_factory" in failed.stderr
 
 
