@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,34 +34,30 @@ class Config:
     verify_samples: int = 4
     verify_steps: int = 8
     levels: int = 4
-    method: str = "qcfs"
+    ftbc_batch_size: int = 200
+    ftbc_batches: int = 3
 
     @staticmethod
     def quick() -> Config:
         return Config(channels=8, epochs=2, train_samples=2000, test_samples=200, verify_samples=2,
-                      verify_steps=4)
+                      verify_steps=4, ftbc_batch_size=50, ftbc_batches=1)
+
+    def methods(self) -> dict[str, dict]:
+        """Methods compared in the accuracy plot: label -> spikec.compile keyword arguments."""
+        ftbc = {"alpha": 0.4, "batches": self.ftbc_batches, "batch_size": self.ftbc_batch_size, "steps": 32}
+        return {"qcfs": {}, "qcfs+srp1": {"srp_presim": 1}, "qcfs+ftbc": {"ftbc": ftbc}}
 
     def key(self) -> str:
         fields = (self.channels, self.epochs, self.train_samples, self.levels)
-        return hashlib.sha1(repr(fields).encode()).hexdigest()[:10]
-
-
-def small_cnn(channels: int, classes: int = 10) -> nn.Sequential:
-    """3 conv-BN-ReLU-avgpool blocks and a linear head, for 1x28x28 inputs."""
-    blocks = []
-    in_ch = 1
-    for _ in range(3):
-        blocks += [nn.Conv2d(in_ch, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU(),
-                   nn.AvgPool2d(2)]
-        in_ch = channels
-    return nn.Sequential(*blocks, nn.Flatten(), nn.Linear(channels * 3 * 3, classes))
+        return hashlib.sha1(repr(("small_cnn", "lam0=1") + fields).encode()).hexdigest()[:10]
 
 
 def trained_model(cfg: Config, data, cache: Path, console: Console) -> nn.Module:
     """The demo CNN with QCFS activations, trained once and cached by configuration."""
+    from spikec.models import small_cnn
     from spikec.quantize import replace_relu, train
 
-    model = replace_relu(small_cnn(cfg.channels), kind="qcfs", levels=cfg.levels)
+    model = replace_relu(small_cnn(28, channels=cfg.channels), kind="qcfs", levels=cfg.levels, threshold=1.0)
     path = cache / f"demo_cnn_{cfg.key()}.pt"
     if path.is_file():
         model.load_state_dict(torch.load(path, weights_only=True))
@@ -68,7 +65,7 @@ def trained_model(cfg: Config, data, cache: Path, console: Console) -> nn.Module
         return model.eval()
     console.print(f"training the CNN ({cfg.epochs} epochs on {cfg.train_samples} images)...")
     train(model, (data.x_train[:cfg.train_samples], data.y_train[:cfg.train_samples]), epochs=cfg.epochs,
-          lr=0.05, batch_size=64)
+          lr=0.1, batch_size=64)
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(model.state_dict(), tmp)
@@ -76,10 +73,11 @@ def trained_model(cfg: Config, data, cache: Path, console: Console) -> nn.Module
     return model.eval()
 
 
-def accuracy_vs_steps(graph, x_int: np.ndarray, labels: np.ndarray) -> dict[int, float]:
+def accuracy_vs_steps(graph, x_test: torch.Tensor, labels: np.ndarray) -> dict[int, float]:
     """Integer-SNN accuracy at every T in STEPS from one torch-backend run per T."""
     import spikec
 
+    x_int = graph.encode(x_test.numpy())
     return {t: float((spikec.run(graph, x_int, t, backend="torch").predictions() == labels).mean())
             for t in STEPS}
 
@@ -91,7 +89,7 @@ def main(argv=None) -> Path:
     parser.add_argument("--cache", default=".spikec-cache", help="cache folder for trained weights")
     args = parser.parse_args(argv)
     cfg = Config.quick() if args.quick else Config()
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 150)
     out, cache = Path(args.out), Path(args.cache)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -107,14 +105,20 @@ def main(argv=None) -> Path:
     ann_acc = evaluate(model, (x_test, torch.as_tensor(y_test)))
     console.print(f"ANN (QCFS activations) accuracy: {ann_acc:.2%}")
 
-    graph = spikec.compile(model, x_test[:1], method=cfg.method, target="loihi")
+    calib = data.x_train[:cfg.ftbc_batch_size * cfg.ftbc_batches]
+    graphs = {label: spikec.compile(model, x_test[:1], method="qcfs", calibration=calib, **kwargs)
+              for label, kwargs in cfg.methods().items()}
+    graph = graphs["qcfs"]
     spikec.save(graph, out / "graph.h5")
     from spikec.compiler.report import print_report
 
     print_report(graph, console=console)
+    acc = {label: accuracy_vs_steps(g, x_test, y_test) for label, g in graphs.items()}
+    latency = {label: g.latency for label, g in graphs.items()}
+    for label, row in acc.items():
+        console.print(f"integer SNN {label}: " + ", ".join(
+            f"T={t}: {a:.1%} ({t + latency[label]} hw steps)" for t, a in row.items()))
     x_int = graph.encode(x_test.numpy())
-    acc = accuracy_vs_steps(graph, x_int, y_test)
-    console.print("integer SNN accuracy: " + ", ".join(f"T={t}: {a:.2%}" for t, a in acc.items()))
 
     backends = [b for b in ("torch", "brian2", "lava") if b in available()]
     console.print(f"verifying {', '.join(backends)} against the reference interpreter "
@@ -133,23 +137,25 @@ def main(argv=None) -> Path:
     plots = save_plots(est, out)
     _plot_accuracy(acc, ann_acc, out / "accuracy_vs_steps.png")
     summary = {"config": cfg.__dict__, "ann_accuracy": ann_acc,
-               "snn_accuracy": {str(t): a for t, a in acc.items()}, "latency": graph.latency,
+               "snn_accuracy": {label: {str(t): a for t, a in row.items()} for label, row in acc.items()},
+               "latency": latency,
                "equal": report.equal, "backends": backends, "estimate": est.to_dict(),
                "seconds": round(time.perf_counter() - t0, 1)}
     (out / "report.json").write_text(json.dumps(summary, indent=2, default=float))
-    _write_markdown(out, summary, report, graph, [Path(p).name for p in plots])
+    _write_markdown(out, summary, report, [Path(p).name for p in plots])
     console.print(f"[bold]report written to {out / 'report.md'}[/] ({summary['seconds']} s)")
     return out / "report.md"
 
 
-def _plot_accuracy(acc: dict[int, float], ann_acc: float, path: Path) -> None:
+def _plot_accuracy(acc: dict[str, dict[int, float]], ann_acc: float, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(list(acc), [100 * a for a in acc.values()], "o-", label="integer SNN (torch backend)")
+    for label, row in acc.items():
+        ax.plot(list(row), [100 * a for a in row.values()], "o-", label=f"integer SNN, {label}")
     ax.axhline(100 * ann_acc, color="gray", ls="--", label="ANN")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("evaluated time steps T")
@@ -160,12 +166,17 @@ def _plot_accuracy(acc: dict[int, float], ann_acc: float, path: Path) -> None:
     plt.close(fig)
 
 
-def _write_markdown(out: Path, summary: dict, report, graph, plots: list[str]) -> None:
+def _write_markdown(out: Path, summary: dict, report, plots: list[str]) -> None:
+    labels = list(summary["snn_accuracy"])
     lines = ["# spikec demo report", "",
              f"ANN accuracy (QCFS activations, {summary['config']['test_samples']} test images): "
              f"{summary['ann_accuracy']:.2%}", "",
-             "| T | hardware steps | integer SNN accuracy |", "|---|---|---|"]
-    lines += [f"| {t} | {int(t) + graph.latency} | {a:.2%} |" for t, a in summary["snn_accuracy"].items()]
+             "Integer SNN accuracy on the torch backend (hardware steps in brackets: T + pipeline depth "
+             "+ SRP pre-simulation):", "",
+             "| T | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    for t in STEPS:
+        cells = [f"{summary['snn_accuracy'][lb][str(t)]:.2%} ({t + summary['latency'][lb]})" for lb in labels]
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
     lines += ["", "![accuracy vs steps](accuracy_vs_steps.png)", "",
               "## Equivalence", "",
               f"Backends {', '.join(summary['backends'])} vs the reference interpreter: "

@@ -44,11 +44,13 @@ def test_demo_quick(tmp_path):
     report_dir = tmp_path / "report"
     assert "report written to" in out
     md = (report_dir / "report.md").read_text()
-    for heading in ("# spikec demo report", "## Equivalence", "## Operations and energy", "| T | hardware steps"):
+    for heading in ("# spikec demo report", "## Equivalence", "## Operations and energy", "| T | qcfs |"):
         assert heading in md
     summary = json.loads((report_dir / "report.json").read_text())
     assert summary["equal"] is True
-    assert set(summary["snn_accuracy"]) == {"1", "2", "4", "8", "16", "32"}
+    assert set(summary["snn_accuracy"]) == {"qcfs", "qcfs+srp1", "qcfs+ftbc"}
+    assert set(summary["snn_accuracy"]["qcfs"]) == {"1", "2", "4", "8", "16", "32"}
+    assert summary["latency"]["qcfs+srp1"] == summary["latency"]["qcfs"] + 1
     assert summary["ann_accuracy"] > 0.5
     for png in ("accuracy_vs_steps.png", "equivalence.png"):
         assert (report_dir / png).stat().st_size > 1000
