@@ -14,7 +14,15 @@ one during an earlier, failed import) would otherwise be loaded without any sour
 loader must not go through SourceFileLoader's bytecode cache. Nothing on disk is changed.
 
 If the installed file no longer contains the pattern (a fixed Lava release), the loader compiles it
-unchanged. On Python < 3.11 the finder is not installed (nothing to fix there).
+unchanged; on Python < 3.11 the module is left to the normal loader.
+
+The same finder also claims `lava.magma.runtime.message_infrastructure.multiprocessing` without
+changing its text: that module calls `multiprocessing.set_start_method('fork')` without force, which
+fails with "context has already been set" once anything has called
+`multiprocessing.get_start_method()` (torch's data loading does; measured: training a model with
+spikec.quantize.train and then running the lava backend failed this way). If the method in force is
+already 'fork', the loader clears it right before the module runs, so Lava sets the same method
+again. Any other method in force is reported (see below).
 
 Processes: Lava runs every Process in its own OS process. On Linux and macOS Lava calls
 `multiprocessing.set_start_method('fork')` (without force) when it is imported, so its workers are
@@ -42,6 +50,7 @@ import sys
 from spikec.errors import BackendError
 
 TARGET = "lava.magma.compiler.var_model"
+MP_TARGET = "lava.magma.runtime.message_infrastructure.multiprocessing"
 _DEFAULT = re.compile(r"=\s*ByteEncoder\(\)")
 _FUTURE = "from __future__ import annotations\n"
 _IMPORT = "import dataclasses as _spikec_dataclasses  # added in memory by spikec.backends.lava_compat\n"
@@ -78,14 +87,40 @@ class _PatchingLoader(importlib.abc.SourceLoader):
         return compile(self.get_source(fullname), self.path, "exec", dont_inherit=True)
 
 
+class _ForkContextLoader(importlib.abc.Loader):
+    """Runs Lava's multiprocessing module unchanged, after un-fixing an already *fork* context.
+
+    That module calls `multiprocessing.set_start_method('fork')` without force, which raises
+    "context has already been set" whenever anything called `multiprocessing.get_start_method()`
+    before (that call fixes the default context; torch and many libraries make it). When the method
+    in force is already 'fork', clearing it just lets Lava set the same method again.
+    """
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def create_module(self, spec):
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module):
+        if multiprocessing.get_start_method(allow_none=True) == "fork":
+            multiprocessing.set_start_method(None, force=True)
+        self.inner.exec_module(module)
+
+
 class _Finder(importlib.abc.MetaPathFinder):
-    """Claims only TARGET; every other import goes to the normal finders."""
+    """Claims only TARGET and MP_TARGET; every other import goes to the normal finders."""
 
     def find_spec(self, fullname, path, target=None):
-        if fullname != TARGET:
+        if fullname not in (TARGET, MP_TARGET):
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            return spec
+        if fullname == MP_TARGET:
+            spec.loader = _ForkContextLoader(spec.loader)
+            return spec
+        if not needed():
             return spec
         loader = _PatchingLoader(fullname, spec.origin)
         found = importlib.util.spec_from_file_location(fullname, spec.origin, loader=loader)
@@ -112,5 +147,5 @@ def install() -> None:
             f"Lava requires the 'fork' multiprocessing start method, but this program already chose "
             f"{method!r}; call multiprocessing.set_start_method('fork', force=True) before using "
             "the lava backend")
-    if needed() and not installed():
+    if not installed():
         sys.meta_path.insert(0, _FINDER)

@@ -94,6 +94,27 @@ def test_install_refuses_a_non_fork_start_method():
 
 
 @pytest.mark.skipif(not lava_backend.is_available(), reason="lava unavailable")
+@pytest.mark.skipif(sys.platform == "win32", reason="Lava only sets a start method on POSIX")
+def test_lava_imports_after_something_fixed_the_fork_context():
+    """get_start_method() (torch's DataLoader calls it) fixes the context; Lava's own
+    set_start_method('fork') would then raise. The shim clears an already-'fork' context first."""
+    script = textwrap.dedent(f"""\
+        import multiprocessing
+        assert multiprocessing.get_start_method() == "fork"
+        from spikec.backends import lava_compat
+        USE
+        import {lava_compat.MP_TARGET}
+        print("imported", multiprocessing.get_start_method())
+        """)
+    run = lambda code: subprocess.run([sys.executable, "-c", code], capture_output=True,  # noqa: E731
+                                      text=True, timeout=120)
+    done = run(script.replace("USE", "lava_compat.install()"))
+    assert done.returncode == 0 and "imported fork" in done.stdout, done.stderr
+    failed = run(script.replace("USE", "pass"))
+    assert failed.returncode != 0 and "context has already been set" in failed.stderr
+
+
+@pytest.mark.skipif(not lava_backend.is_available(), reason="lava unavailable")
 def test_spawned_processes_do_not_inherit_the_shim_and_cannot_run_lava():
     """Lava's workers are forked and inherit the finder. A *spawned* interpreter does not inherit
     it (a bare import of the module fails there), and Lava itself cannot be imported in a spawned
