@@ -52,7 +52,8 @@ def print_estimate(est: Estimate, console=None) -> None:
                   f"({_si(est.input_macs_per_step)} per step)   spikes {_si(est.spikes)}   "
                   f"neuron updates {_si(est.neuron_updates_active)} active / "
                   f"{_si(est.neuron_updates_inactive)} inactive   spike messages {_si(est.messages)}")
-    console.print(f"[bold]SNN energy per inference[/bold] ({est.energy_model.name}): {_band(est.energy_band)}")
+    console.print(f"[bold]SNN energy per inference[/bold] ({est.energy_model.name}): "
+                  f"{_band(est.energy_band)}")
     for name, band in est.energy_parts_j.items():
         console.print(f"  {name:15s} {_band(band)}")
     eff = "" if est.ann.effective_macs is None else f", {_si(est.ann.effective_macs)} effective"

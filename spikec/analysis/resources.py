@@ -76,15 +76,16 @@ class ResourceEstimate:
 
 
 def _ceil_word(bits):
-    return -(-bits // WORD) * WORD
+    return ((bits + (WORD - 1)) >> 6) << 6
 
 
-def axon_bits(n, bits_per_synapse: int):
-    """Memory bits of one input axon with n synapses (vectorised over n)."""
+def axon_bits(n, bits_per_synapse):
+    """Memory bits of one input axon with n synapses (vectorised over n and bits_per_synapse)."""
     n = np.asarray(n, np.int64)
-    full, rest = n // BLOCK, n % BLOCK
-    return (full * _ceil_word(BLOCK * bits_per_synapse + HEADER)
-            + np.where(rest > 0, _ceil_word(rest * bits_per_synapse + HEADER), 0))
+    bits_per_synapse = np.asarray(bits_per_synapse, np.int64)
+    full, rest = n >> 6, n & (BLOCK - 1)
+    rest_bits = _ceil_word(rest * bits_per_synapse + HEADER) * (rest > 0)
+    return full * _ceil_word(BLOCK * bits_per_synapse + HEADER) + rest_bits
 
 
 def index_bits(n_core: int, spec: HardwareSpec) -> int:
@@ -101,11 +102,18 @@ def delay_bits(edge: Edge) -> int:
 # ----------------------------------------------------------------------------- per-core statistics
 
 
-def _split(n: int, k: int) -> np.ndarray:
-    """core index of each of n neurons cut into k contiguous, near-equal parts."""
+def _split(n: int, k: int, shape=None) -> np.ndarray:
+    """Core index of each neuron (flat C, H, W order) when n neurons are cut into k near-equal parts,
+    contiguous in (H, W, C) order when a map's `shape` is given (spatial tiles holding every channel:
+    the discrete estimate), else in flat order (channel planes: the shared-kernel estimate)."""
     sizes = np.full(k, n // k, np.int64)
     sizes[: n % k] += 1
-    return np.repeat(np.arange(k), sizes)
+    by_rank = np.repeat(np.arange(k), sizes)
+    if shape is None or len(shape) != 3:
+        return by_rank
+    c, h, w = shape
+    flat = np.arange(n)
+    return by_rank[(flat % (h * w)) * c + flat // (h * w)]
 
 
 def binary(matrix: sp.csr_matrix) -> sp.csr_matrix:
@@ -133,13 +141,15 @@ def kernel_table(edge: Edge, matrix: sp.csr_matrix, src_shape, dst_shape) -> np.
 class _EdgeInfo:
     edge: Edge
     binary: sp.csr_matrix            # [n_dst, n_src] int32 ones where a synapse exists
-    kernels: np.ndarray | None
+    kernels: np.ndarray | None       # conv-like edges: [C_out, C_in] kernel entries
     plane_out: int
+    positions: sp.csr_matrix | None = None    # conv-like edges: [n_src, H*W] source neuron -> position
 
 
-def _core_stats(info: list[_EdgeInfo], n: int, k: int, spec: HardwareSpec, shared: bool):
+def _core_stats(info: list[_EdgeInfo], shape, k: int, spec: HardwareSpec, shared: bool):
     """(per-core memory bits, per-core input axons, per-core stored synapses) for a k-core split."""
-    core_of = _split(n, k)
+    n = int(np.prod(shape))
+    core_of = _split(n, k, None if shared else shape)
     assign = _assign(core_of, k)
     sizes = np.bincount(core_of, minlength=k)
     mem = np.zeros(k, np.int64)
@@ -147,30 +157,26 @@ def _core_stats(info: list[_EdgeInfo], n: int, k: int, spec: HardwareSpec, share
     stored = np.zeros(k, np.int64)
     for e in info:
         per_axon = (assign @ e.binary).tocsr()          # [k, n_src] synapses per (core, axon)
-        axons += np.diff(per_axon.indptr)
         d = delay_bits(e.edge)
         if shared and e.kernels is not None:
+            # population axons: one per source position, the channel travels with the spike
+            axons += np.diff((per_axon @ e.positions).tocsr().indptr)
             channels = assign @ sp.csr_matrix(
                 (np.ones(n, np.int32), (np.arange(n), np.arange(n) // e.plane_out)),
                 shape=(n, e.kernels.shape[0]))
             present = (channels.toarray() > 0).astype(np.int64)    # [k, C_out]
             entries = present @ e.kernels                            # [k, C_in]
-            for c in range(k):
-                bps = spec.weight_bits + d + index_bits(int(sizes[c]), spec)
-                mem[c] += int(axon_bits(entries[c], bps).sum())
-                stored[c] += int(entries[c].sum())
+            idx = np.array([index_bits(int(s), spec) for s in sizes], np.int64)
+            mem += axon_bits(entries, (spec.weight_bits + d + idx)[:, None]).sum(axis=1)
+            stored += entries.sum(axis=1)
             continue
+        axons += np.diff(per_axon.indptr)
         rows = np.repeat(np.arange(k), np.diff(per_axon.indptr))
         counts = per_axon.data.astype(np.int64)
-        idx = np.array([index_bits(int(s), spec) for s in sizes])
-        sparse_bits = np.zeros_like(counts)
-        for c in range(k):                                           # bits per synapse vary by core
-            sel = rows == c
-            bps_sparse = spec.weight_bits + d + idx[c]
-            bps_dense = spec.weight_bits + d
-            sparse_bits[sel] = np.minimum(axon_bits(counts[sel], bps_sparse),
-                                          axon_bits(np.full(sel.sum(), sizes[c]), bps_dense))
-        mem += np.bincount(rows, weights=sparse_bits, minlength=k).astype(np.int64)
+        idx = np.array([index_bits(int(s), spec) for s in sizes], np.int64)
+        bits = np.minimum(axon_bits(counts, spec.weight_bits + d + idx[rows]),      # sparse
+                          axon_bits(sizes[rows], spec.weight_bits + d))             # dense row
+        mem += np.bincount(rows, weights=bits, minlength=k).astype(np.int64)
         stored += np.bincount(rows, weights=counts, minlength=k).astype(np.int64)
     return mem, axons, stored
 
@@ -198,14 +204,26 @@ class _Part:
     fits_outputs: bool = True
 
 
-def _fit_inputs(info, n, spec, shared) -> _Part:
-    """Smallest k (by the growth rule) whose cores fit compartments, memory and input axons."""
+def _fit_inputs(info, shape, spec, shared) -> _Part:
+    """Smallest k (by the growth rule) whose cores fit compartments, memory and input axons.
+
+    A limit that even one neuron per core cannot meet is reported (fits_inputs False) and does not
+    drive the growth, so one impossible neuron does not spread a layer over n cores."""
+    n = int(np.prod(shape))
+    fan_in = sum((np.diff((e.binary @ e.positions).tocsr().indptr) if shared and e.kernels is not None
+                  else np.diff(e.binary.indptr) for e in info), np.zeros(n, np.int64))
+    one_bits = sum((np.diff(e.binary.indptr) * int(axon_bits(1, spec.weight_bits + delay_bits(e.edge)))
+                    for e in info), np.zeros(n, np.int64))
+    mem_ok = one_bits.max(initial=0) <= spec.syn_mem_bits
+    axons_ok = fan_in.max(initial=0) <= spec.in_axons_per_core
     k = math.ceil(n / spec.compartments_per_core)
     while True:
-        mem, axons, stored = _core_stats(info, n, k, spec, shared)
-        over = max(mem.max(initial=0) / spec.syn_mem_bits, axons.max(initial=0) / spec.in_axons_per_core)
+        mem, axons, stored = _core_stats(info, shape, k, spec, shared)
+        over = max(mem.max(initial=0) / spec.syn_mem_bits if mem_ok else 0.0,
+                   axons.max(initial=0) / spec.in_axons_per_core if axons_ok else 0.0)
         if over <= 1 or k >= n:
-            return _Part(k, _split(n, k), mem, axons, stored, np.zeros(k, np.int64), over <= 1)
+            core_of = _split(n, k, None if shared else shape)
+            return _Part(k, core_of, mem, axons, stored, np.zeros(k, np.int64), mem_ok and axons_ok)
         k = min(n, max(k + 1, math.ceil(k * over)))
 
 
@@ -223,21 +241,22 @@ def messages_per_neuron(graph: Graph, name: str, binaries, core_of) -> np.ndarra
 
 
 def _partition(graph, placed, infos, binaries, spec, shared) -> dict[str, _Part]:
-    parts = {p.name: _fit_inputs(infos[p.name], int(np.prod(p.shape)), spec, shared) for p in placed}
+    parts = {p.name: _fit_inputs(infos[p.name], p.shape, spec, shared) for p in placed}
     # output axons: last layer first, so every destination's split is final when its sources are fitted
     for pop in reversed([p for p in placed if graph.out_edges(p.name)]):
         n, part = int(np.prod(pop.shape)), parts[pop.name]
+        msgs = messages_per_neuron(graph, pop.name, binaries, {q: v.core_of for q, v in parts.items()})
+        part.fits_outputs = msgs.max(initial=0) <= spec.out_axons_per_core
         while True:
-            msgs = messages_per_neuron(graph, pop.name, binaries, {q: v.core_of for q, v in parts.items()})
             part.out_axons = np.bincount(part.core_of, weights=msgs, minlength=part.k).astype(np.int64)
             over = part.out_axons.max(initial=0) / spec.out_axons_per_core
-            if over <= 1 or part.k >= n:
-                part.fits_outputs = over <= 1
+            if over <= 1 or part.k >= n or not part.fits_outputs:
                 break
             k = min(n, max(part.k + 1, math.ceil(part.k * over)))
-            mem, axons, stored = _core_stats(infos[pop.name], n, k, spec, shared)
-            part = parts[pop.name] = _Part(k, _split(n, k), mem, axons, stored, np.zeros(k, np.int64),
-                                           part.fits_inputs)
+            mem, axons, stored = _core_stats(infos[pop.name], pop.shape, k, spec, shared)
+            core_of = _split(n, k, None if shared else pop.shape)
+            part = parts[pop.name] = _Part(k, core_of, mem, axons, stored, np.zeros(k, np.int64),
+                                           part.fits_inputs, part.fits_outputs)
     return parts
 
 
@@ -254,7 +273,12 @@ def estimate_resources(graph: Graph, matrices: list[sp.csr_matrix], spec: Hardwa
             src_shape = graph.node(e.src).shape
             kernels = kernel_table(e, matrices[i], src_shape, pop.shape) if len(pop.shape) == 3 else None
             plane = pop.shape[1] * pop.shape[2] if len(pop.shape) == 3 else 1
-            info.append(_EdgeInfo(e, binaries[i], kernels, plane))
+            positions = None
+            if kernels is not None:
+                n_src, plane_in = int(np.prod(src_shape)), src_shape[1] * src_shape[2]
+                positions = sp.csr_matrix((np.ones(n_src, np.int32), (np.arange(n_src),
+                                           np.arange(n_src) % plane_in)), shape=(n_src, plane_in))
+            info.append(_EdgeInfo(e, binaries[i], kernels, plane, positions))
         infos[pop.name] = info
     discrete = _partition(graph, placed, infos, binaries, spec, shared=False)
     shared = _partition(graph, placed, infos, binaries, spec, shared=True)

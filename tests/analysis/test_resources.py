@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from spikec.analysis.hardware import LOIHI1, LOIHI2
-from spikec.analysis.resources import axon_bits, estimate_resources
+from spikec.analysis.resources import _core_stats, _EdgeInfo, axon_bits, binary, estimate_resources
 from spikec.ir import IF, Conv2d, Dense, Edge, Flatten, Graph, Input, Readout
 from spikec.ir.connectivity import edge_matrix
 
@@ -47,31 +47,42 @@ def test_dense_layer_bound_by_synaptic_memory():
 
 
 def test_fan_in_beyond_input_axons_is_infeasible():
-    # every neuron listens to 5000 sources: no split brings a core under 4096 input axons
+    # every neuron listens to 5000 sources: no split brings a core under 4096 input axons, so the
+    # layer is reported infeasible and that limit does not spread it over more cores
     g = _chain((5000,), (4,), (Dense(np.ones((4, 5000), np.int64)),))
     res = _resources(g)
     row = res.layers["l"]
     assert not row.feasible and not res.feasible
-    assert row.in_axons_max == 5000 and row.cores == 4
+    assert row.in_axons_max == 5000 and row.cores == 1
     assert any("input axons" in n for n in row.notes)
 
 
 def test_conv_padding_synapses_and_shared_kernels():
     # 3x3 conv, padding 1, 8 -> 16 channels on 16x16: per axis 16 x 3 - 2 = 46 valid taps
-    g = _chain((8, 16, 16), (16, 16, 16), (Conv2d(np.ones((16, 8, 3, 3), np.int64), 1, 1),))
+    conv = Conv2d(np.ones((16, 8, 3, 3), np.int64), 1, 1)
+    g = _chain((8, 16, 16), (16, 16, 16), (conv,))
     row = _resources(g).layers["l"]
     assert row.synapses == 16 * 8 * 46 * 46
-    # 4096 compartments need 4 cores. Stored per connection, a core holding 4 output channels gets
-    # 2048 input axons of up to 36 synapses (704 bits each): > 14 x 14 x 8 interior axons alone are
-    # 1,103,872 bits > 1,048,576, so the discrete estimate grows to ceil(4 x overflow) = 6 cores
+    # 4096 compartments: 4 cores. Shared kernels (cores hold channel planes): per core 4 output
+    # channels, so per input channel 4 x 9 entries at 8 weight + 10 index bits: 36 x 18 + 10 = 658
+    # -> 704 bits; x 8 input channels x 4 cores
     assert row.cores_shared == 4
+    assert row.synapses_shared == 4 * 9 * 8 * 4
+    assert row.syn_mem_bits_shared == 704 * 8 * 4
+    # discrete (cores hold spatial tiles of 4 rows x 16 columns x 16 channels), at 4 cores: the
+    # tile of output rows 4-7 stores, per input pixel (8 channels, 14 inner and 2 border columns),
+    # 16 channels x row taps x column taps synapses:
+    #   input rows 5, 6 (3 row taps): 112 x bits(144) + 16 x bits(96) = 112 x 2752 + 16 x 1856
+    #   input rows 4, 7 (2 row taps): 112 x bits(96) + 16 x bits(64)  = 112 x 1856 + 16 x 1216
+    #   input rows 3, 8 (1 row tap):  112 x bits(48) + 16 x bits(32)  = 112 x 896  + 16 x 640
+    tile = 2 * (112 * 2752 + 16 * 1856) + 2 * (112 * 1856 + 16 * 1216) + 2 * (112 * 896 + 16 * 640)
+    assert tile == 1_351_680 > LOIHI1.syn_mem_bits
+    info = [_EdgeInfo(g.edges[0], binary(edge_matrix(g.edges[0], (8, 16, 16))), None, 256)]
+    mem, axons, _ = _core_stats(info, (16, 16, 16), 4, LOIHI1, shared=False)
+    assert mem.max() == tile and axons.max() == 6 * 16 * 8
+    # so the layer grows to ceil(4 x 1,351,680 / 1,048,576) = 6 cores, which fit
     assert row.cores == 6 and row.binding == "synaptic memory"
     assert row.max_core_syn_mem_bits <= LOIHI1.syn_mem_bits
-    # shared: each core holds 4 output channels; per input channel 4 x 9 kernel entries,
-    # 36 x (8 weight + 10 index bits) + 10 = 658 -> 704 bits; x 8 input channels x 4 cores
-    assert row.synapses_shared == 36 * 8 * 4
-    assert row.syn_mem_bits_shared == 704 * 8 * 4
-    assert row.syn_mem_bits > row.syn_mem_bits_shared
 
 
 def test_output_axons_split_the_source_layer():
