@@ -1,14 +1,16 @@
 """Loihi core and chip estimate: compartments, synaptic memory and axons per core.
 
-Partitioning (simple and documented, not an optimal placer): each IF layer and the Readout is cut
-into k cores of contiguous neurons in flat (C, H, W) order, sizes differing by at most one. k
-starts at ceil(neurons / compartments_per_core) and grows until every core fits its synaptic memory
-and input axons; then, from the last layer back to the first, k grows further until every core fits
-its output axons (the destination layers are final by then). The Input is not placed on cores
-(the host or the embedded CPUs inject it). What each core holds:
+Partitioning (simple and documented, not an optimal placer; docs/estimate.md has the full text):
+each IF layer and the Readout is cut into k near-equal cores, a (C, H, W) layer in (H, W, C) order
+(spatial tiles) for the discrete estimate and in flat order (channel planes) for the shared one.
+k starts at ceil(neurons / compartments_per_core) and grows until every core fits its synaptic memory
+and input axons; then, from the last layer back to the first, until every core fits its output axons
+(the destination layers are final by then). A limit one neuron alone exceeds is reported, not grown
+for. The Input is not placed on cores (the host or the embedded CPUs inject it). What a core holds:
 
 - compartments: its neurons;
-- input axons: one per (source neuron, edge) with at least one synapse on the core;
+- input axons: one per (source neuron, edge) with at least one synapse on the core (shared estimate,
+  conv-like edges: one per source position);
 - synaptic memory: per input axon, Loihi 1's encoding as nengo-loihi models it: blocks of <= 64
   synapses, each block (n * bits_per_synapse + 10) bits rounded up to 64-bit words; sparse synapses
   cost weight + delay + index bits, a dense row (every compartment of the core) weight + delay bits;
