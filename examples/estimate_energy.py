@@ -24,8 +24,8 @@ out.mkdir(parents=True, exist_ok=True)
 data = digits()
 model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
                       nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 4 * 4, 10))
-replace_relu(model, kind="qcfs", levels=4)
-train(model, (data.x_train, data.y_train), epochs=2 if args.quick else 10, lr=0.05, batch_size=64)
+replace_relu(model, kind="qcfs", levels=4, threshold=1.0)
+train(model, (data.x_train, data.y_train), epochs=4 if args.quick else 15, lr=0.1, batch_size=64)
 graph = spikec.compile(model, data.x_test[:1], method="qcfs")
 
 # Counts come from the spikes a run actually produced (torch backend), per layer; energy is given

@@ -21,13 +21,15 @@ args = parser.parse_args()
 out = Path(args.out)
 out.mkdir(parents=True, exist_ok=True)
 
-# 1. A small sequential CNN (netx loads only sequential conv/flatten/dense stacks) on 8x8 digits,
-#    with QCFS clip activations so that the thresholds are learned.
+# 1. A small sequential CNN on 8x8 digits, with QCFS clip activations so that the thresholds are
+#    learned. netx loads only sequential conv/flatten/dense stacks, and its neurons add a bias from
+#    the first step on (before their input arrives), so the layers have no bias.
 data = digits()
-model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU(),
-                      nn.Flatten(), nn.Linear(8 * 4 * 4, 10))
-replace_relu(model, kind="qcfs", levels=4)
-train(model, (data.x_train, data.y_train), epochs=3 if args.quick else 15, lr=0.05, batch_size=64)
+model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.ReLU(),
+                      nn.Conv2d(8, 8, 3, stride=2, padding=1, bias=False), nn.ReLU(),
+                      nn.Flatten(), nn.Linear(8 * 4 * 4, 10, bias=False))
+replace_relu(model, kind="qcfs", levels=4, threshold=1.0)
+train(model, (data.x_train, data.y_train), epochs=8 if args.quick else 20, lr=0.1, batch_size=64)
 print(f"ANN accuracy: {evaluate(model, (data.x_test, data.y_test)):.2%}")
 
 # 2. Compile for stock Loihi LIF neurons (reset to zero, '>' threshold), the semantics netx expresses.

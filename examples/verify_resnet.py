@@ -42,8 +42,8 @@ out.mkdir(parents=True, exist_ok=True)
 data = digits()
 model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), Block(8, 8, 2),
                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
-replace_relu(model, kind="qcfs", levels=4)
-train(model, (data.x_train, data.y_train), epochs=2 if args.quick else 10, lr=0.05, batch_size=64)
+replace_relu(model, kind="qcfs", levels=4, threshold=1.0)
+train(model, (data.x_train, data.y_train), epochs=4 if args.quick else 15, lr=0.1, batch_size=64)
 graph = spikec.compile(model, data.x_test[:1], method="qcfs")
 
 # The residual addition is two edges into one IF layer; the compiler delays the shortcut so both
