@@ -9,13 +9,12 @@ code for this graph. Run it as `python net.py inputs.npy STEPS [--record] [--out
 from __future__ import annotations
 
 import inspect
-import os
-import tempfile
 from pathlib import Path
 
 from spikec.backends import brian2_model
 from spikec.backends.brian2_plan import make_spec
 from spikec.errors import FormatError
+from spikec.fileio import atomic_path
 
 
 def export_brian2(graph, path) -> Path:
@@ -68,12 +67,5 @@ def header(graph, spec: dict, path: Path) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)

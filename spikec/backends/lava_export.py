@@ -16,8 +16,6 @@ uses SpikecIF, exact for any run length. `neurons="custom"` forces SpikecIF ever
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ import scipy.sparse as sp
 
 from spikec.backends.lava_plan import LavaPlan, ProcSpec, build_plan
 from spikec.errors import FormatError
+from spikec.fileio import atomic_path
 from spikec.ir.graph import Graph
 
 _CLASSES = {
@@ -55,22 +54,12 @@ def export_lava(graph: Graph, path, steps: int | None = None, neurons: str = "au
     links = [f"    procs[{lk.src!r}].{lk.src_port}.connect(procs[{lk.dst!r}].{lk.dst_port})"
              for lk in plan.links]
     source = _module_text(graph, plan, path, lines, links, max_steps)
-    _atomic(path.with_suffix(".npz"), lambda f: np.savez_compressed(f, **arrays), "wb")
-    _atomic(path, lambda f: f.write(source), "w")
+    with atomic_path(path.with_suffix(".npz")) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+    with atomic_path(path) as tmp:
+        tmp.write_text(source)
     path.chmod(0o755)
     return path
-
-
-def _atomic(path: Path, write, mode: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _arg(spec: ProcSpec, key: str, value, arrays: dict) -> str:

@@ -27,12 +27,10 @@ state_bits instead); the readout integrator wraps at 2^17.
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 
 from spikec.errors import UnsupportedError
+from spikec.fileio import atomic_path
 from spikec.ir.connectivity import edge_matrix
 from spikec.ir.graph import Graph, broadcast_param
 from spikec.ir.nodes import IF, Conv2d, Edge, Input, Readout, SumPool2d
@@ -176,18 +174,8 @@ def export_netx(graph: Graph, path) -> None:
         raise UnsupportedError("netx cannot express this graph:\n  - " + "\n  - ".join(problems))
     import h5py
 
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".spikec-netx-", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            _write(graph, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        _write(graph, f)
 
 
 def _text(group, name: str, value: str) -> None:

@@ -11,14 +11,13 @@ Writes go to a temporary file in the target folder, renamed into place only when
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from spikec.errors import FormatError, GraphError
+from spikec.fileio import atomic_path
 from spikec.ir.graph import Graph
 from spikec.ir.nodes import IF, Conv2d, Dense, Edge, Flatten, Input, Readout, SumPool2d
 
@@ -39,22 +38,8 @@ _OP_KINDS = {cls.__name__: cls for cls in _OP_FIELDS}
 
 def save(graph: Graph, path) -> None:
     graph.validate()
-    path = Path(path)
-    if not path.parent.exists():
-        raise FormatError(f"cannot write {path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-    try:
-        with h5py.File(tmp, "w") as f:
-            _write(f, graph)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        _write(f, graph)
 
 
 def _write(f: h5py.File, graph: Graph) -> None:
