@@ -69,15 +69,32 @@ def lava_class(kind: str):
     return getattr(importlib.import_module(module), name)
 
 
+SPIKEC_KINDS = ("if", "readout", "recorder")   # spikec's own processes (they take error_path)
+
+
 def make_records(plan: LavaPlan, folder: str) -> dict[str, dict[str, str]]:
-    """Create every record file of `plan` (zeros) in `folder`; {proc: {argument: path}}."""
+    """Create every record file of `plan` (zeros) in `folder`; {proc: {argument: path}}.
+
+    spikec's own processes also get an `error_path` (see lava_procs.files.ErrorLog)."""
     paths: dict[str, dict[str, str]] = {}
     for spec in plan.procs:
         for arg, (shape, dtype) in spec.records.items():
             path = os.path.join(folder, f"{spec.name}.{arg}.npy")
             np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape).flush()
             paths.setdefault(spec.name, {})[arg] = path
+        if spec.kind in SPIKEC_KINDS:
+            paths.setdefault(spec.name, {})["error_path"] = os.path.join(folder, f"{spec.name}.error.txt")
     return paths
+
+
+def check_errors(paths: dict[str, dict[str, str]]) -> None:
+    """Raise BackendError with the first traceback a spikec process left behind."""
+    for proc, files in paths.items():
+        path = files.get("error_path")
+        if path and os.path.exists(path):
+            with open(path) as fh:
+                text = fh.read()
+            raise BackendError(f"Lava process {proc} failed during the run:\n{text}")
 
 
 def instantiate(plan: LavaPlan, paths: dict[str, dict[str, str]]) -> dict:
@@ -175,6 +192,7 @@ def _run_chunk(graph: Graph, x: np.ndarray, steps: int, record: bool, record_v: 
         paths = make_records(plan, folder)
         clock.lap("plan")
         run_plan(plan, paths, timings)
+        check_errors(paths)
         clock.skip()   # run_plan timed its own phases
         readout = graph.readout
         out_paths = paths[plan.layers[readout.name].proc]

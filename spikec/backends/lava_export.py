@@ -97,6 +97,8 @@ def _proc_line(spec: ProcSpec, arrays: dict) -> str:
         else:
             dims = "(1,)" if shape == (1,) else f"(B * {shape[0]},)"
         args.append(f"{key}=_record(folder, {spec.name + '.' + key!r}, {dims}, {dtype!r})")
+    if spec.kind in ("if", "readout", "recorder"):   # spikec's processes log a failure instead of hanging
+        args.append(f"error_path=os.path.join(folder, {spec.name + '.error.txt'!r})")
     return f"    procs[{spec.name!r}] = {_CLASSES[spec.kind]}({', '.join(args)})"
 
 
@@ -213,6 +215,10 @@ def run(inputs, steps):
             anchor.run(condition=RunSteps(num_steps=hw), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
         finally:
             anchor.stop()
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".error.txt"):
+                with open(os.path.join(folder, name)) as fh:
+                    raise RuntimeError(f"{{name[:-10]}} failed during the run:\\n{{fh.read()}}")
         load = lambda proc, key: _load(folder, proc, key)  # noqa: E731
         out_proc = LAYERS[READOUT][0]
         result = {{"output": load(out_proc, "acc_path").reshape(B, -1), "spikes": {{}},

@@ -156,3 +156,20 @@ def test_bad_options_are_typed_errors():
         spikec.run(graph, ints(1, -3, 3, (1, 10)), 3, backend="lava", batch_size=0)
     with pytest.raises(spikec.UnsupportedError):
         spikec.run(graph, ints(1, -3, 3, (1, 10)), 3, backend="lava", neurons="magic")
+
+
+def test_a_failing_process_raises_instead_of_hanging(monkeypatch):
+    """An exception inside a Lava process would stall every other process; spikec's models log it
+    and keep stepping, and the backend raises BackendError with the traceback."""
+    from spikec.backends.lava_procs import if_neuron
+
+    original = if_neuron.PySpikecIFModel._step
+
+    def broken(self, current, k):
+        if k == 3:
+            raise ZeroDivisionError("injected failure")
+        return original(self, current, k)
+
+    monkeypatch.setattr(if_neuron.PySpikecIFModel, "_step", broken)   # forked workers inherit it
+    with pytest.raises(BackendError, match="injected failure"):
+        spikec.run(mlp(), ints(1, -3, 3, (2, 10)), 5, backend="lava")

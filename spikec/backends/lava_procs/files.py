@@ -9,6 +9,8 @@ the parent as soon as the run returns.
 
 from __future__ import annotations
 
+import traceback
+
 import numpy as np
 
 
@@ -36,3 +38,23 @@ class RecordFile:
         arr = self.array
         if arr is not None:
             arr[...] = values
+
+
+class ErrorLog:
+    """Keeps a model stepping after an exception and leaves the traceback for the parent.
+
+    An exception escaping `run_spk` stalls the whole Lava network (every other process waits on
+    its channels forever). spikec's models therefore catch it, write the traceback to `path`, stop
+    computing and keep sending zeros; the backend raises BackendError with that text after the run.
+    """
+
+    def __init__(self, path: str | None):
+        self.path = path
+        self.failed = False
+
+    def record(self) -> None:
+        self.failed = True
+        text = traceback.format_exc()
+        if self.path:
+            with open(self.path, "a") as fh:
+                fh.write(text)

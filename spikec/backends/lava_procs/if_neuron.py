@@ -21,7 +21,7 @@ from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from spikec.backends.lava_procs.files import RecordFile
+from spikec.backends.lava_procs.files import ErrorLog, RecordFile
 
 
 class SpikecIF(AbstractProcess):
@@ -31,12 +31,14 @@ class SpikecIF(AbstractProcess):
     `signed`), schedule [S, n] (the bias schedule; S = 0 rows means none).
     Options: start (hardware step of local step 1), presim, reset ("subtract" | "zero"),
     gate ("none" | "net"), signed, state_bits, and the record files made by the caller:
-    spikes_path (int8 [steps, n]), v_path (int64 [steps, n]), sat_path (int64 [1]).
+    spikes_path (int8 [steps, n]), v_path (int64 [steps, n]), sat_path (int64 [1]), and
+    error_path (a text file that receives the traceback if the model fails; see files.ErrorLog).
     """
 
     def __init__(self, *, theta, v_init, bias, theta_neg=None, schedule=None, start: int = 1,
                  presim: int = 0, reset: str = "subtract", gate: str = "none",
-                 state_bits: int = 24, spikes_path=None, v_path=None, sat_path=None, name=None):
+                 state_bits: int = 24, spikes_path=None, v_path=None, sat_path=None, error_path=None,
+                 name=None):
         theta = np.asarray(theta, np.int64)
         n = theta.shape[0]
         signed = theta_neg is not None
@@ -44,7 +46,8 @@ class SpikecIF(AbstractProcess):
         schedule = np.zeros((0, n), np.int64) if schedule is None else np.asarray(schedule, np.int64)
         super().__init__(shape=(n,), start=int(start), presim=int(presim), reset=reset, gate=gate,
                          signed=signed, state_bits=int(state_bits), n_schedule=schedule.shape[0],
-                         spikes_path=spikes_path, v_path=v_path, sat_path=sat_path, name=name)
+                         spikes_path=spikes_path, v_path=v_path, sat_path=sat_path,
+                         error_path=error_path, name=name)
         self.a_in = InPort(shape=(n,))
         self.s_out = OutPort(shape=(n,))
         self.v = Var(shape=(n,), init=np.asarray(v_init, np.int64))
@@ -85,21 +88,29 @@ class PySpikecIFModel(PyLoihiProcessModel):
         self.spike_file = RecordFile(p["spikes_path"])
         self.v_file = RecordFile(p["v_path"])
         self.sat_file = RecordFile(p["sat_path"])
+        self.errors = ErrorLog(p["error_path"])
         self.mask = None
         self.net = None
         self.saturations = 0
 
     def run_spk(self):
-        current = self.a_in.recv().astype(np.int64)
-        k = self.time_step - self.start_step + 1
-        if k >= 1:
-            spikes = self._step(current, k)
-        else:
-            spikes = np.zeros(self.v.shape, np.int64)
+        current = self.a_in.recv()
+        spikes = np.zeros(self.v.shape, np.int64)
+        if not self.errors.failed:
+            try:
+                spikes = self._update(current.astype(np.int64))
+            except Exception:
+                self.errors.record()
+                spikes = np.zeros(self.v.shape, np.int64)
         self.s_out.send(spikes.astype(np.int32))
+
+    def _update(self, current: np.ndarray) -> np.ndarray:
+        k = self.time_step - self.start_step + 1
+        spikes = self._step(current, k) if k >= 1 else np.zeros(self.v.shape, np.int64)
         row = self.time_step - 1
         self.spike_file.write_row(row, spikes)
         self.v_file.write_row(row, self.v)
+        return spikes
 
     def _step(self, current: np.ndarray, k: int) -> np.ndarray:
         if self.mask is None:

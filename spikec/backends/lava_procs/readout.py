@@ -18,18 +18,20 @@ from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from spikec.backends.lava_procs.files import RecordFile
+from spikec.backends.lava_procs.files import ErrorLog, RecordFile
 
 
 class SpikecReadout(AbstractProcess):
-    """Readout accumulator, flat shape (n,). acc_path: int64 [n]; sat_path: int64 [1]."""
+    """Readout accumulator, flat shape (n,). acc_path: int64 [n]; sat_path: int64 [1];
+    error_path: text file for a traceback (files.ErrorLog)."""
 
     def __init__(self, *, bias, start: int, skip: int, steps: int, state_bits: int = 24,
-                 acc_path=None, sat_path=None, name=None):
+                 acc_path=None, sat_path=None, error_path=None, name=None):
         bias = np.asarray(bias, np.int64)
         n = bias.shape[0]
         super().__init__(shape=(n,), start=int(start), skip=int(skip), steps=int(steps),
-                         state_bits=int(state_bits), acc_path=acc_path, sat_path=sat_path, name=name)
+                         state_bits=int(state_bits), acc_path=acc_path, sat_path=sat_path,
+                         error_path=error_path, name=name)
         self.a_in = InPort(shape=(n,))
         self.bias = Var(shape=(n,), init=bias)
         self.acc = Var(shape=(n,), init=np.zeros(n, np.int64))
@@ -51,10 +53,18 @@ class PySpikecReadoutModel(PyLoihiProcessModel):
         self.limit = 2 ** (p["state_bits"] - 1) - 1
         self.acc_file = RecordFile(p["acc_path"])
         self.sat_file = RecordFile(p["sat_path"])
+        self.errors = ErrorLog(p["error_path"])
         self.saturations = 0
 
     def run_spk(self):
-        current = self.a_in.recv().astype(np.int64)
+        current = self.a_in.recv()
+        if not self.errors.failed:
+            try:
+                self._update(current.astype(np.int64))
+            except Exception:
+                self.errors.record()
+
+    def _update(self, current: np.ndarray) -> None:
         if self.first <= self.time_step <= self.last:
             summed = self.acc + current + self.bias
             clipped = np.clip(summed, -self.limit, self.limit)

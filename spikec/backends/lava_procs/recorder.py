@@ -16,14 +16,14 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from spikec.backends.lava_procs.files import RecordFile
+from spikec.backends.lava_procs.files import ErrorLog, RecordFile
 
 
 class SpikeRecorder(AbstractProcess):
     """Sink of any shape; `path` is an .npy file of shape [steps, *shape] made by the caller."""
 
-    def __init__(self, *, shape: tuple[int, ...], path: str, name=None):
-        super().__init__(shape=tuple(shape), path=path, name=name)
+    def __init__(self, *, shape: tuple[int, ...], path: str, error_path=None, name=None):
+        super().__init__(shape=tuple(shape), path=path, error_path=error_path, name=name)
         self.a_in = InPort(shape=tuple(shape))
 
 
@@ -36,6 +36,12 @@ class PySpikeRecorderModel(PyLoihiProcessModel):
     def __init__(self, proc_params):
         super().__init__(proc_params)
         self.file = RecordFile(self.proc_params["path"])
+        self.errors = ErrorLog(self.proc_params["error_path"])
 
     def run_spk(self):
-        self.file.write_row(self.time_step - 1, self.a_in.recv())
+        received = self.a_in.recv()
+        if not self.errors.failed:
+            try:
+                self.file.write_row(self.time_step - 1, received)
+            except Exception:
+                self.errors.record()
