@@ -48,7 +48,7 @@ def test_demo_quick(tmp_path):
         assert heading in md
     summary = json.loads((report_dir / "report.json").read_text())
     assert summary["equal"] is True
-    assert set(summary["snn_accuracy"]) == {"qcfs", "qcfs+srp1", "qcfs+ftbc"}
+    assert set(summary["snn_accuracy"]) == {"qcfs", "qcfs+srp1", "qcfs+srp4", "qcfs+ftbc"}
     assert set(summary["snn_accuracy"]["qcfs"]) == {"1", "2", "4", "8", "16", "32"}
     assert summary["latency"]["qcfs+srp1"] == summary["latency"]["qcfs"] + 1
     assert summary["ann_accuracy"] > 0.5
