@@ -21,19 +21,12 @@ import tempfile
 import time
 
 import numpy as np
+from lenet import LAYERS
 
 import spikec
-from spikec.ir import IF, Conv2d, Dense, Edge, Flatten, Graph, Input, Readout, SumPool2d, run_reference
+from spikec.ir import IF, Edge, Graph, Input, Readout, run_reference
 from spikec.ir.connectivity import edge_matrix
 from spikec.ir.ops_numpy import apply_ops
-
-LAYERS = [  # (name, ops from the previous population, IF shape or None for the readout)
-    ("c1", lambda r: (Conv2d(r.integers(-8, 9, (6, 1, 5, 5))),), (6, 24, 24)),
-    ("c2", lambda r: (SumPool2d(2), Conv2d(r.integers(-8, 9, (16, 6, 5, 5)))), (16, 8, 8)),
-    ("f1", lambda r: (SumPool2d(2), Flatten(), Dense(r.integers(-8, 9, (120, 256)))), (120,)),
-    ("f2", lambda r: (Dense(r.integers(-8, 9, (84, 120))),), (84,)),
-    ("out", lambda r: (Dense(r.integers(-8, 9, (10, 84))),), None),
-]
 
 
 def lenet(x_calib: np.ndarray, seed: int = 0) -> Graph:

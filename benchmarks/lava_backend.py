@@ -24,19 +24,12 @@ import tempfile
 import time
 
 import numpy as np
+from lenet import LAYERS
 
 import spikec
 from spikec.backends import lava_backend, lava_compat
-from spikec.ir import IF, Conv2d, Dense, Edge, Flatten, Graph, Input, Readout, SumPool2d, run_reference
+from spikec.ir import IF, Edge, Graph, Input, Readout, run_reference
 from spikec.ir.ops_numpy import apply_ops
-
-STAGES = [  # (name, ops from the previous population, shape)
-    ("c1", lambda r: (Conv2d(r.integers(-8, 9, (6, 1, 5, 5))),), (6, 24, 24)),
-    ("c2", lambda r: (SumPool2d(2), Conv2d(r.integers(-8, 9, (16, 6, 5, 5)))), (16, 8, 8)),
-    ("f1", lambda r: (SumPool2d(2), Flatten(), Dense(r.integers(-8, 9, (120, 256)))), (120,)),
-    ("f2", lambda r: (Dense(r.integers(-8, 9, (84, 120))),), (84,)),
-    ("out", lambda r: (Dense(r.integers(-8, 9, (10, 84))),), None),
-]
 
 
 def lenet(trains: np.ndarray, seed: int = 0) -> Graph:
@@ -44,7 +37,7 @@ def lenet(trains: np.ndarray, seed: int = 0) -> Graph:
     the previous layer's spikes (a zero-reset IF simulation of the sample trains [B, S, ...])."""
     rng = np.random.default_rng(seed)
     pops, edges, prev, spikes = [Input("x", (1, 28, 28), encoding="spikes")], [], "x", trains
-    for name, make, shape in STAGES:
+    for name, make, shape in LAYERS:
         ops = make(rng)
         edges.append(Edge(prev, name, ops))
         if shape is None:

@@ -21,18 +21,11 @@ import time
 
 import numpy as np
 import torch
+from lenet import LAYERS
 from torch import nn
 
 import spikec
-from spikec.ir import IF, Conv2d, Dense, Edge, Flatten, Graph, Input, Readout, SumPool2d, run_reference
-
-LAYERS = [  # (name, ops from the previous population, IF shape or None for the readout)
-    ("c1", lambda r: (Conv2d(r.integers(-8, 9, (6, 1, 5, 5))),), (6, 24, 24)),
-    ("c2", lambda r: (SumPool2d(2), Conv2d(r.integers(-8, 9, (16, 6, 5, 5)))), (16, 8, 8)),
-    ("f1", lambda r: (SumPool2d(2), Flatten(), Dense(r.integers(-8, 9, (120, 256)))), (120,)),
-    ("f2", lambda r: (Dense(r.integers(-8, 9, (84, 120))),), (84,)),
-    ("out", lambda r: (Dense(r.integers(-8, 9, (10, 84))),), None),
-]
+from spikec.ir import IF, Conv2d, Edge, Flatten, Graph, Input, Readout, SumPool2d, run_reference
 
 
 def build_graph(x_calib: np.ndarray, rate: float = 0.25, seed: int = 0) -> Graph:
