@@ -18,6 +18,7 @@ import tempfile
 import time
 
 import numpy as np
+from tqdm import tqdm
 
 from spikec.backends import lava_compat
 from spikec.backends.lava_plan import LavaPlan, build_plan
@@ -178,8 +179,9 @@ def run(graph: Graph, inputs, steps: int, record: bool = False, record_v: bool =
     x = graph.check_inputs(inputs, steps)
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise BackendError(f"batch_size must be a positive int, got {batch_size!r}")
-    parts = [_run_chunk(graph, x[i:i + batch_size], steps, record, record_v, neurons, timings)
-             for i in range(0, x.shape[0], batch_size)]
+    starts = range(0, x.shape[0], batch_size)
+    bar = tqdm(starts, desc="lava", unit="batch", disable=len(starts) < 2, leave=False)
+    parts = [_run_chunk(graph, x[i:i + batch_size], steps, record, record_v, neurons, timings) for i in bar]
     return _merge(parts, graph, steps)
 
 
