@@ -16,6 +16,7 @@ import numpy as np
 from rich.console import Console
 
 from spikec.errors import SpikecError
+from spikec.jsonable import plain
 
 err_console = Console(stderr=True)
 
@@ -37,17 +38,7 @@ def _console(as_json: bool) -> Console:
 
 
 def _emit(obj) -> None:
-    click.echo(json.dumps(obj, indent=2, default=_json_default))
-
-
-def _json_default(value):
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(type(value).__name__)
+    click.echo(json.dumps(plain(obj), indent=2))
 
 
 def _load_graph(path: str):

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from spikec.analysis.ann import AnnCounts, ann_from_graph, ann_from_model, ann_input
 from spikec.analysis.energy import (
     ANN_PRESETS,
@@ -33,6 +31,7 @@ from spikec.analysis.sops import EdgeActivity, PopActivity, count_activity
 from spikec.errors import InputDataError
 from spikec.ir import Graph
 from spikec.ir.connectivity import edge_matrix
+from spikec.jsonable import plain
 from spikec.trace import Trace
 
 
@@ -138,7 +137,7 @@ class Estimate:
         out["ann_energy_j"] = {k: list(v.as_tuple()) for k, v in self.ann_energy_j.items()}
         out["layers"] = [row.to_dict() for row in self.layers]
         out["edges"] = [dict(e.__dict__) for e in self.edges]
-        return _plain(out)
+        return plain(out)
 
     def to_json(self, path=None, indent: int = 2) -> str:
         """The estimate as JSON text; also written to `path` when given."""
@@ -147,22 +146,6 @@ class Estimate:
             with open(path, "w", encoding="utf-8") as fh:
                 fh.write(text + "\n")
         return text
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value
 
 
 def _layer_sources(graph: Graph) -> dict[str, str]:
