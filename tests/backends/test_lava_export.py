@@ -11,7 +11,7 @@ import pytest
 
 import spikec
 from spikec.backends import lava_backend, netx_export
-from spikec.errors import UnsupportedError
+from spikec.errors import GraphError, UnsupportedError
 from spikec.ir import IF, Conv2d, Dense, Edge, Flatten, Graph, Input, Readout, SumPool2d, run_reference
 from spikec.ir.ops_numpy import apply_ops
 
@@ -115,8 +115,8 @@ def test_netx_export_is_atomic(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["g.net"]   # no temporary file left behind
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_pool_conv_folding_is_exact(seed):
+def _pool_conv_case(seed):
+    """A random SumPool2d -> Conv2d edge and input shape; None when the kernel does not fit."""
     rng = np.random.default_rng(seed)
     k, size, pad = int(rng.integers(1, 3)), int(rng.integers(4, 9)), int(rng.integers(0, 2))
     size -= size % k if pad else 0
@@ -126,9 +126,17 @@ def test_pool_conv_folding_is_exact(seed):
     edge = Edge("a", "b", (SumPool2d(k), conv))
     shape = (c_in, size, size)
     try:
-        expected_shape = edge.output_shape(shape)
-    except Exception:
-        pytest.skip("kernel does not fit")
+        return edge, shape, edge.output_shape(shape), rng
+    except GraphError:
+        return None
+
+
+_FITTING_SEEDS = [s for s in range(40) if _pool_conv_case(s) is not None][:6]
+
+
+@pytest.mark.parametrize("seed", _FITTING_SEEDS)
+def test_pool_conv_folding_is_exact(seed):
+    edge, shape, expected_shape, rng = _pool_conv_case(seed)
     folded = netx_export.conv_layer(edge, shape)
     assert folded.output_shape(shape) == expected_shape
     x = rng.integers(-3, 4, (2,) + shape)
