@@ -16,6 +16,7 @@ Plan of a run (hardware steps t = 1..H, H = latency + steps):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,11 +87,13 @@ def _concat(parts: list[Trace]) -> Trace:
 @dataclass
 class _Series:
     """What a population emitted at hardware steps t0 .. t0 + len(values) - 1 ([L, B, *shape]);
-    zero at every other step. `constant` series (current inputs) hold [B, *shape] for every t >= t0."""
+    zero at every other step. `constant` series (current inputs) hold [B, *shape] for every t >= t0.
+    bound: max |value|; nonneg: no value is negative."""
 
     t0: int
     values: object
     bound: int
+    nonneg: bool
     constant: bool = False
 
 
@@ -164,11 +167,12 @@ class _Run:
         inp = self.graph.input
         x = torch.tensor(self.x, device=self.device)
         bound = self.emit_bound[inp.name]
+        nonneg = bool(self.x.min(initial=0) >= 0)
         if inp.encoding == "current":
-            self.series[inp.name] = _Series(1, x, bound, constant=True)
+            self.series[inp.name] = _Series(1, x, bound, nonneg, constant=True)
         else:
             length = min(x.shape[1], self.last[inp.name])
-            self.series[inp.name] = _Series(1, x[:, :length].transpose(0, 1), bound)
+            self.series[inp.name] = _Series(1, x[:, :length].transpose(0, 1), bound, nonneg)
 
     def _edge_current(self, edge, first: int, last: int):
         """Current delivered by `edge` at hardware steps first..last.
@@ -185,14 +189,16 @@ class _Run:
         dtype = ops.exact_dtype(peak, self.device, edge.name)
         if src.constant:
             offset = max(0, src.t0 + lag - first)
-            return (offset, chain(src.values.to(dtype)), True) if first + offset <= last else None
+            if first + offset > last:
+                return None
+            return offset, chain(src.values, dtype, src.bound, src.nonneg), True
         u0 = max(src.t0, first - lag)
         u1 = min(src.t0 + len(src.values) - 1, last - lag)
         if u0 > u1:
             return None
-        piece = src.values[u0 - src.t0: u1 - src.t0 + 1].to(dtype)
+        piece = src.values[u0 - src.t0: u1 - src.t0 + 1]
         n = piece.shape[0]
-        out = chain(piece.reshape((n * self.batch,) + piece.shape[2:]))
+        out = chain(piece.reshape((n * self.batch,) + piece.shape[2:]), dtype, src.bound, src.nonneg)
         return u0 + lag - first, out.reshape((n, self.batch) + out.shape[1:]), False
 
     def _run_if(self, layer) -> None:
@@ -205,10 +211,12 @@ class _Run:
             self.device, name)
         shape = (self.batch,) + tuple(layer.shape)
         drive = self._build_drive(layer, first, last, n, dtype, shape)
-        out = self.workspace.get(("spikes", name), (n,) + shape, dtype)
+        # the scan follows the layout its drive arrives in (int8 convolutions give channels-last)
+        out = self.workspace.get(("spikes", name), (n,) + shape, torch.int8,
+                                 channels_last=bool(drive) and ops.is_channels_last(drive[0]))
         result = ops.if_scan(layer, drive, self.batch, dtype, self.device,
                          clamp=self.may_saturate[name], record_v=self.record_v, out=out)
-        self.series[name] = _Series(first, result.spikes, 1)
+        self.series[name] = _Series(first, result.spikes, 1, nonneg=layer.theta_neg is None)
         self.saturations[name] = result.saturations
         if self.record:
             full = torch.zeros((self.total,) + shape, dtype=torch.int8)
@@ -239,7 +247,7 @@ class _Run:
                 varying = values
                 continue
             if varying is None:
-                varying = torch.zeros((n,) + shape, dtype=dtype, device=self.device)
+                varying = self._zeros((n,) + shape, dtype, like=values)
             varying[offset: offset + len(values)] += values
         schedule = [] if layer.bias_schedule is None else list(layer.bias_schedule[:n])
         if varying is not None:
@@ -255,7 +263,7 @@ class _Run:
         for a, b in zip(cuts[:-1], cuts[1:]):
             if a >= n:
                 break
-            step = torch.zeros(shape, dtype=dtype, device=self.device)
+            step = self._zeros(shape, dtype, like=constants[-1][1] if constants else None)
             for offset, c in constants:
                 if offset <= a:
                     step += c
@@ -263,6 +271,11 @@ class _Run:
                 step += p(schedule[a])
             drive += [step] * (b - a)
         return drive
+
+    def _zeros(self, shape: tuple[int, ...], dtype, like=None):
+        """Zeros in the memory layout of `like` (channels-last or not)."""
+        flat = torch.zeros(math.prod(shape), dtype=dtype, device=self.device)
+        return ops.shaped(flat, shape, like is not None and len(shape) >= 4 and ops.is_channels_last(like))
 
     # ------------------------------------------------------------------ readout
     def _run_readout(self) -> np.ndarray:
@@ -315,5 +328,5 @@ class _Run:
                 summed = src.values[u0 - src.t0: u1 - src.t0 + 1].sum(0)
             _, peak = self.chains[id(edge)].bounds(src.bound * count)
             dtype = ops.exact_dtype(peak, self.device, edge.name)
-            acc += self.chains[id(edge)](summed.to(dtype)).to("cpu", torch.int64)
+            acc += self.chains[id(edge)](summed, dtype, src.bound * count, src.nonneg).to("cpu", torch.int64)
         return acc

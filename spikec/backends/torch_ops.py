@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from spikec.backends import torch_int8
 from spikec.errors import OverflowRiskError, UnsupportedError
 from spikec.ir.nodes import IF, Conv2d, Dense, Flatten, SumPool2d, SynapseOp
 
@@ -94,12 +95,28 @@ class Workspace:
         self.device = device
         self._flat: dict = {}
 
-    def get(self, key, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    def get(self, key, shape: tuple[int, ...], dtype: torch.dtype, channels_last: bool = False
+            ) -> torch.Tensor:
+        """An uninitialised tensor of `shape`; with channels_last, shape [..., C, H, W] is laid out
+        in memory as [..., H, W, C] (for 4-D shapes, torch.channels_last)."""
         numel = math.prod(shape)
         flat = self._flat.get(key)
         if flat is None or flat.numel() < numel or flat.dtype != dtype:
             flat = self._flat[key] = torch.empty(numel, dtype=dtype, device=self.device)
-        return flat[:numel].view(shape)
+        return shaped(flat[:numel], shape, channels_last)
+
+
+def shaped(flat: torch.Tensor, shape: tuple[int, ...], channels_last: bool) -> torch.Tensor:
+    """A 1-D tensor viewed as `shape`; with channels_last, [..., C, H, W] laid out as [..., H, W, C]."""
+    if not channels_last:
+        return flat.view(shape)
+    lead, (c, h, w) = shape[:-3], shape[-3:]
+    return flat.view(lead + (h, w, c)).movedim(-1, -3)
+
+
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Whether x ([..., C, H, W]) is laid out as [..., H, W, C] in memory, with C > 1."""
+    return x.ndim >= 4 and x.shape[-3] > 1 and x.stride(-3) == 1 and x.stride(-1) == x.shape[-3]
 
 
 class Chain:
@@ -110,6 +127,9 @@ class Chain:
         self.workspace = workspace
         self._gains = [op_gain(op) for op in self.ops]
         self._weights: dict[tuple[int, torch.dtype], torch.Tensor] = {}
+        self._w_ranges = {i: torch_int8.weight_range(op) for i, op in enumerate(self.ops)
+                          if isinstance(op, (Dense, Conv2d))}
+        self._int8_ops: dict[int, torch_int8.Int8Op] = {}
 
     def bounds(self, bound: int) -> tuple[int, int]:
         """(bound on the output, bound on every intermediate value) for inputs within `bound`."""
@@ -126,22 +146,39 @@ class Chain:
                                               device=self.workspace.device)
         return self._weights[key]
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [N, *in_shape] -> [N, *out_shape], computed in x's dtype. The result may live in the
-        workspace: use it before this chain is called again."""
+    def __call__(self, x: torch.Tensor, dtype: torch.dtype, bound: int, nonneg: bool) -> torch.Tensor:
+        """x: integer-valued [N, *in_shape], max |x| <= bound, all >= 0 if nonneg -> [N, *out_shape]
+        in `dtype`, which the caller chose exact for this chain's bounds (see exact_dtype). The result
+        may live in the workspace: use it before this chain is called again.
+
+        x may come in a narrower dtype (int8 spikes): sum pooling stays in int8 while its sums fit,
+        convolutions and dense products of small non-negative integers run on the int8 kernels
+        (torch_int8; a convolution there returns channels-last memory order), everything else in
+        `dtype`.
+        """
         for i, op in enumerate(self.ops):
-            if isinstance(op, Dense):
-                x = F.linear(x, self._weight(i, x.dtype))
-            elif isinstance(op, Conv2d):
-                x = F.conv2d(x, self._weight(i, x.dtype), None, op.stride, op.padding, op.dilation,
-                             op.groups)
+            out_bound = bound * self._gains[i]
+            if (nonneg and i in self._w_ranges and x.device.type == "cpu"
+                    and torch_int8.usable(self._w_ranges[i], bound, out_bound)):
+                if i not in self._int8_ops:
+                    self._int8_ops[i] = torch_int8.Int8Op(op)
+                x = self._int8_ops[i](x)
             elif isinstance(op, SumPool2d):
-                x = self._sum_pool(x, op, i)
+                x = self._sum_pool(x if x.dtype == torch.int8 and out_bound <= 127 else x.to(dtype), op, i)
             elif isinstance(op, Flatten):
                 x = x.reshape(x.shape[0], -1)
+            elif isinstance(op, Dense):
+                x = x.to(dtype)
+                x = F.linear(x, self._weight(i, dtype))
+            elif isinstance(op, Conv2d):
+                x = F.conv2d(x.to(dtype), self._weight(i, dtype), None, op.stride, op.padding, op.dilation,
+                             op.groups)
             else:
                 raise UnsupportedError(f"the torch backend has no synapse op {type(op).__name__}")
-        return x
+            if isinstance(op, (Dense, Conv2d)):
+                nonneg = nonneg and self._w_ranges[i][0] >= 0
+            bound = out_bound
+        return x.to(dtype)
 
     def _sum_pool(self, x: torch.Tensor, op: SumPool2d, index: int) -> torch.Tensor:
         """Window sums over the last two dims, separably: rows first, then columns, each as k - 1
@@ -153,8 +190,9 @@ class Chain:
             if k == 1:
                 x = parts[0]
                 continue
-            x = torch.add(parts[0], parts[1], out=self.workspace.get((id(self), index, dim),
-                                                                     parts[0].shape, x.dtype))
+            scratch = self.workspace.get((id(self), index, dim), parts[0].shape, x.dtype,
+                                         channels_last=is_channels_last(x))
+            x = torch.add(parts[0], parts[1], out=scratch)
             for part in parts[2:]:
                 x.add_(part)
         return x
@@ -177,7 +215,7 @@ def max_abs(value: np.ndarray | None) -> int:
 
 @dataclass
 class ScanResult:
-    spikes: torch.Tensor              # [L, B, *shape], values in {-1, 0, 1}
+    spikes: torch.Tensor              # int8 [L, B, *shape], values in {-1, 0, 1}
     saturations: int
     voltages: torch.Tensor | None     # [L, B, *shape] membrane after each step, when asked
 
@@ -189,16 +227,23 @@ def if_scan(layer: IF, drive: list[torch.Tensor], batch: int, dtype: torch.dtype
     (synaptic current, bias and bias schedule). Vectorised over batch and neurons, sequential in time.
 
     `clamp=False` is only correct when a bound proves v never leaves the state_bits range.
-    `out`, when given, is the [steps, B, *shape] tensor the spikes are written to.
+    `out`, when given, is the int8 [steps, B, *shape] tensor the spikes are written to. The scan
+    computes in `dtype` and copies each step's spikes to `out` (int8 spikes are a quarter of the
+    memory traffic for the synapse ops that read them).
     """
     shape = (batch,) + tuple(layer.shape)
     steps = len(drive)
-    p = lambda a: param(a, layer.shape, dtype, device)  # noqa: E731
+    out = torch.empty((steps,) + shape, dtype=torch.int8, device=device) if out is None else out
+    # every tensor of the scan in out's memory layout, parameters per neuron: elementwise ops then
+    # run over one contiguous stretch (a per-channel broadcast in channels-last order would not)
+    one = out[0, :1] if steps else out.new_empty((1,) + tuple(layer.shape))   # layout template
+    like = lambda t: torch.empty_like(one, dtype=dtype).copy_(t)  # noqa: E731
+    p = lambda a: like(param(a, layer.shape, dtype, device))  # noqa: E731
     theta = p(layer.theta)
     v_init = p(layer.v_init).expand(shape)
-    v = v_init.clone()
-    out = torch.empty((steps,) + shape, dtype=dtype, device=device) if out is None else out
-    volts = torch.empty_like(out) if record_v else None
+    v = torch.empty_like(out[0] if steps else v_init, dtype=dtype).copy_(v_init)
+    s = torch.empty_like(v)
+    volts = torch.empty_like(out, dtype=dtype) if record_v else None
     limit = 2 ** (layer.state_bits - 1) - 1
     saturated = torch.zeros((), dtype=torch.int64, device=device)
     signed = layer.theta_neg is not None
@@ -211,7 +256,6 @@ def if_scan(layer: IF, drive: list[torch.Tensor], batch: int, dtype: torch.dtype
         if clamp:
             saturated += (v.abs() > limit).sum()
             v.clamp_(-limit, limit)
-        s = out[i]
         torch.ge(v, theta, out=s)
         if signed:
             neg = (v <= -theta_neg) & (s == 0)
@@ -233,6 +277,7 @@ def if_scan(layer: IF, drive: list[torch.Tensor], batch: int, dtype: torch.dtype
             v.copy_(v_init)
             if gated:
                 net.zero_()
+        out[i].copy_(s)
         if record_v:
             volts[i] = v
     return ScanResult(out, int(saturated), volts)

@@ -1,0 +1,89 @@
+"""The torch backend's int8 kernels (oneDNN uint8 x int8 -> int32): when they are used, and that
+results stay bit for bit equal to the reference interpreter at the edges of their range."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from equivalence import assert_traces_equal
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import graphs
+
+from spikec.backends import torch_backend, torch_int8
+from spikec.ir import IF, Conv2d, Dense, Edge, Flatten, Graph, Input, Readout, SumPool2d, run_reference
+
+pytestmark = pytest.mark.skipif(not torch_int8.available(), reason="oneDNN int8 kernels unavailable")
+
+
+def test_usable_only_within_proven_ranges(monkeypatch):
+    assert torch_int8.usable((-128, 127), x_max=1, out_bound=1000)
+    assert not torch_int8.usable((-129, 0), x_max=1, out_bound=1000)        # weight beyond int8
+    assert not torch_int8.usable((0, 128), x_max=1, out_bound=1000)
+    assert not torch_int8.usable((-1, 1), x_max=256, out_bound=1000)        # input beyond uint8
+    assert torch_int8.usable((-128, 127), x_max=127, out_bound=1000)        # 2*127*128 = 32512
+    assert not torch_int8.usable((-128, 127), x_max=128, out_bound=1000)    # 2*128*128 > 2^15 - 1
+    assert torch_int8.usable((-8, 8), x_max=255, out_bound=2 ** 24 - 1)
+    assert not torch_int8.usable((-8, 8), x_max=255, out_bound=2 ** 24)     # float32 output inexact
+    monkeypatch.setenv("SPIKEC_TORCH_INT8", "0")
+    assert not torch_int8.usable((-1, 1), x_max=1, out_bound=10)
+
+
+def _conv_net() -> tuple[Graph, np.ndarray]:
+    """Current input 0..255 -> conv -> IF -> pool + conv -> IF -> pool + dense -> IF -> readout."""
+    rng = np.random.default_rng(3)
+    w = lambda *shape: rng.integers(-128, 128, shape)  # noqa: E731
+    pops = [Input("x", (1, 12, 12), value_bits=9),
+            IF("c1", (4, 10, 10), theta=np.array([900, 1200, 700, 1000]), v_init=np.array(300)),
+            IF("c2", (6, 3, 3), theta=np.array(200)),
+            IF("d", (5,), theta=np.array(150), reset="zero"),
+            Readout("out", (3,))]
+    edges = [Edge("x", "c1", (Conv2d(rng.integers(-8, 9, (4, 1, 3, 3))),)),
+             Edge("c1", "c2", (SumPool2d(2), Conv2d(w(6, 4, 3, 3)))),
+             Edge("c2", "d", (SumPool2d(3, 1), Flatten(), Dense(w(5, 6)))),
+             Edge("d", "out", (Dense(w(3, 5)),))]
+    x = rng.integers(0, 256, (5, 1, 12, 12))
+    return Graph(pops, edges).validate(), x
+
+
+def test_spiking_convolutions_and_dense_run_on_int8_kernels(monkeypatch):
+    graph, x = _conv_net()
+    calls = []
+    original = torch_int8.Int8Op.__call__
+    monkeypatch.setattr(torch_int8.Int8Op, "__call__", lambda self, v: calls.append(type(self.op)) or original(self, v))
+    ref = run_reference(graph, x, 12, record=True, record_v=True)
+    got = torch_backend.run(graph, x, 12, record=True, record_v=True)
+    assert_traces_equal(got, ref, check_voltages=True)
+    # input conv (0..255 by |w| <= 8), the pooled-spike conv, the pooled dense and the readout's
+    # dense on summed spike counts (<= 12) all qualify
+    assert calls.count(Conv2d) == 2 and calls.count(Dense) == 2
+    assert any(np.abs(s).sum() > 0 for s in ref.spikes.values())
+
+
+def test_float_kernels_give_the_same_result(monkeypatch):
+    graph, x = _conv_net()
+    with_int8 = torch_backend.run(graph, x, 12, record=True)
+    monkeypatch.setenv("SPIKEC_TORCH_INT8", "0")
+    assert_traces_equal(torch_backend.run(graph, x, 12, record=True), with_int8)
+
+
+def _scaled(case, factor):
+    """Every weight times `factor` (around the int8 limits), inputs made non-negative."""
+    graph, x, steps = case
+
+    def scale(op):
+        return dataclasses.replace(op, weight=op.weight * factor) if isinstance(op, (Dense, Conv2d)) else op
+
+    edges = [dataclasses.replace(e, ops=tuple(scale(op) for op in e.ops)) for e in graph.edges]
+    return Graph(graph.populations, edges).validate(), np.abs(x), steps
+
+
+@settings(max_examples=80)
+@given(graphs(max_layers=3), st.sampled_from([1, 16, 31, 32, 33]))
+def test_weights_at_the_int8_limits_match_reference(case, factor):
+    """Strategy weights lie in [-4, 4]: times 32 they reach -128 (and 128, which must fall back)."""
+    graph, x, steps = _scaled(case, factor)
+    ref = run_reference(graph, x, steps, record=True)
+    assert_traces_equal(torch_backend.run(graph, x, steps, record=True), ref)
