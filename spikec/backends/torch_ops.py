@@ -126,10 +126,11 @@ class Chain:
         self.ops = tuple(ops)
         self.workspace = workspace
         self._gains = [op_gain(op) for op in self.ops]
-        self._weights: dict[tuple[int, torch.dtype], torch.Tensor] = {}
+        self._weights: dict[tuple, torch.Tensor] = {}
         self._w_ranges = {i: torch_int8.weight_range(op) for i, op in enumerate(self.ops)
                           if isinstance(op, (Dense, Conv2d))}
-        self._int8_ops: dict[int, torch_int8.Int8Op] = {}
+        self._int8_ops: dict[tuple, torch_int8.Int8Op] = {}
+        self._permuted: dict[tuple, Dense] = {}
 
     def bounds(self, bound: int) -> tuple[int, int]:
         """(bound on the output, bound on every intermediate value) for inputs within `bound`."""
@@ -139,10 +140,22 @@ class Chain:
             peak = max(peak, bound)
         return bound, peak
 
-    def _weight(self, index: int, dtype: torch.dtype) -> torch.Tensor:
-        key = (index, dtype)
+    def _op(self, index: int, hwc: tuple[int, int, int] | None):
+        """ops[index]; for a Dense reading a channels-last (C, H, W) tensor flattened in (H, W, C)
+        order (hwc = (C, H, W)), the same Dense with its columns in that order."""
+        if hwc is None:
+            return self.ops[index]
+        key = (index, hwc)
+        if key not in self._permuted:
+            weight = self.ops[index].weight
+            self._permuted[key] = Dense(weight.reshape((-1,) + hwc).transpose(0, 2, 3, 1).reshape(
+                weight.shape[0], -1))
+        return self._permuted[key]
+
+    def _weight(self, index: int, dtype: torch.dtype, hwc=None) -> torch.Tensor:
+        key = (index, dtype, hwc)
         if key not in self._weights:
-            self._weights[key] = torch.tensor(np.array(self.ops[index].weight), dtype=dtype,
+            self._weights[key] = torch.tensor(np.array(self._op(index, hwc).weight), dtype=dtype,
                                               device=self.workspace.device)
         return self._weights[key]
 
@@ -156,20 +169,28 @@ class Chain:
         (torch_int8; a convolution there returns channels-last memory order), everything else in
         `dtype`.
         """
+        hwc = None   # set right after a Flatten that kept channels-last order (see _op)
         for i, op in enumerate(self.ops):
             out_bound = bound * self._gains[i]
             if (nonneg and i in self._w_ranges and x.device.type == "cpu"
                     and torch_int8.usable(self._w_ranges[i], bound, out_bound)):
-                if i not in self._int8_ops:
-                    self._int8_ops[i] = torch_int8.Int8Op(op)
-                x = self._int8_ops[i](x)
+                if (i, hwc) not in self._int8_ops:
+                    self._int8_ops[i, hwc] = torch_int8.Int8Op(self._op(i, hwc))
+                x = self._int8_ops[i, hwc](x)
             elif isinstance(op, SumPool2d):
                 x = self._sum_pool(x if x.dtype == torch.int8 and out_bound <= 127 else x.to(dtype), op, i)
             elif isinstance(op, Flatten):
-                x = x.reshape(x.shape[0], -1)
+                # a channels-last tensor feeding a Dense is flattened as it lies (no copy); the
+                # Dense then takes its columns in the same order
+                if i + 1 < len(self.ops) and isinstance(self.ops[i + 1], Dense) and is_channels_last(x):
+                    hwc = tuple(x.shape[1:])
+                    x = x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
+                else:
+                    x = x.reshape(x.shape[0], -1)
+                bound = out_bound
+                continue
             elif isinstance(op, Dense):
-                x = x.to(dtype)
-                x = F.linear(x, self._weight(i, dtype))
+                x = F.linear(x.to(dtype), self._weight(i, dtype, hwc))
             elif isinstance(op, Conv2d):
                 x = F.conv2d(x.to(dtype), self._weight(i, dtype), None, op.stride, op.padding, op.dilation,
                              op.groups)
@@ -177,7 +198,7 @@ class Chain:
                 raise UnsupportedError(f"the torch backend has no synapse op {type(op).__name__}")
             if isinstance(op, (Dense, Conv2d)):
                 nonneg = nonneg and self._w_ranges[i][0] >= 0
-            bound = out_bound
+            bound, hwc = out_bound, None
         return x.to(dtype)
 
     def _sum_pool(self, x: torch.Tensor, op: SumPool2d, index: int) -> torch.Tensor:

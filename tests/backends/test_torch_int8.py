@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import graphs
 
-from spikec.backends import torch_backend, torch_int8
+from spikec.backends import torch_backend, torch_int8, torch_ops
 from spikec.ir import IF, Conv2d, Dense, Edge, Flatten, Graph, Input, Readout, SumPool2d, run_reference
 
 pytestmark = pytest.mark.skipif(not torch_int8.available(), reason="oneDNN int8 kernels unavailable")
@@ -32,7 +32,7 @@ def test_usable_only_within_proven_ranges(monkeypatch):
 
 
 def _conv_net() -> tuple[Graph, np.ndarray]:
-    """Current input 0..255 -> conv -> IF -> pool + conv -> IF -> pool + dense -> IF -> readout."""
+    """Current input 0..255 -> conv -> IF -> pool + conv -> IF -> pool + flatten + dense -> IF -> readout."""
     rng = np.random.default_rng(3)
     w = lambda *shape: rng.integers(-128, 128, shape)  # noqa: E731
     pops = [Input("x", (1, 12, 12), value_bits=9),
@@ -42,7 +42,7 @@ def _conv_net() -> tuple[Graph, np.ndarray]:
             Readout("out", (3,))]
     edges = [Edge("x", "c1", (Conv2d(rng.integers(-8, 9, (4, 1, 3, 3))),)),
              Edge("c1", "c2", (SumPool2d(2), Conv2d(w(6, 4, 3, 3)))),
-             Edge("c2", "d", (SumPool2d(3, 1), Flatten(), Dense(w(5, 6)))),
+             Edge("c2", "d", (SumPool2d(2, 1), Flatten(), Dense(w(5, 24)))),
              Edge("d", "out", (Dense(w(3, 5)),))]
     x = rng.integers(0, 256, (5, 1, 12, 12))
     return Graph(pops, edges).validate(), x
@@ -50,15 +50,20 @@ def _conv_net() -> tuple[Graph, np.ndarray]:
 
 def test_spiking_convolutions_and_dense_run_on_int8_kernels(monkeypatch):
     graph, x = _conv_net()
-    calls = []
+    calls, flattened = [], []
     original = torch_int8.Int8Op.__call__
     monkeypatch.setattr(torch_int8.Int8Op, "__call__", lambda self, v: calls.append(type(self.op)) or original(self, v))
+    original_op = torch_ops.Chain._op
+    monkeypatch.setattr(torch_ops.Chain, "_op", lambda self, i, hwc: flattened.append(hwc) or original_op(self, i, hwc))
     ref = run_reference(graph, x, 12, record=True, record_v=True)
     got = torch_backend.run(graph, x, 12, record=True, record_v=True)
     assert_traces_equal(got, ref, check_voltages=True)
     # input conv (0..255 by |w| <= 8), the pooled-spike conv, the pooled dense and the readout's
     # dense on summed spike counts (<= 12) all qualify
     assert calls.count(Conv2d) == 2 and calls.count(Dense) == 2
+    # c2's spikes are channels-last (int8 conv drive): the Dense after the flatten reads them in
+    # (H, W, C) order with permuted columns
+    assert (6, 2, 2) in flattened
     assert any(np.abs(s).sum() > 0 for s in ref.spikes.values())
 
 
@@ -87,3 +92,13 @@ def test_weights_at_the_int8_limits_match_reference(case, factor):
     graph, x, steps = _scaled(case, factor)
     ref = run_reference(graph, x, steps, record=True)
     assert_traces_equal(torch_backend.run(graph, x, steps, record=True), ref)
+
+
+def test_float_dense_after_a_channels_last_flatten():
+    """A Dense whose weights leave int8 runs in float32, on the same permuted column order."""
+    graph, x = _conv_net()
+    edges = [dataclasses.replace(e, ops=e.ops[:-1] + (Dense(e.ops[-1].weight * 2),)) if e.dst == "d" else e
+             for e in graph.edges]
+    graph = Graph(graph.populations, edges).validate()
+    assert np.abs(edges[2].ops[-1].weight).max() > 128
+    assert_traces_equal(torch_backend.run(graph, x, 12, record=True), run_reference(graph, x, 12, record=True))
