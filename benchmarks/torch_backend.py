@@ -4,6 +4,8 @@ Compares, on 1000 current-encoded 1x28x28 samples and T = 32 evaluated steps:
   * the torch backend (CPU, several batch sizes; the best is reported),
   * 32 float forwards of the same-size float network (nn.Sequential, torch.no_grad, same batch),
   * the reference interpreter, timed on a few samples and extrapolated per sample.
+Every setting runs `--repeats` times, interleaved with the others (so load from other processes hits
+all alike), and its fastest run counts.
 Weights and thresholds are random small integers; thresholds are calibrated so that every layer
 spikes at a moderate rate (printed). The torch backend's output is checked against the reference
 on the samples the reference ran.
@@ -132,7 +134,8 @@ def main() -> None:
                 for _ in range(steps):
                     net(xf[i:i + batch])
 
-    fns = {}
+    n_ref = args.ref_samples
+    fns = {"reference": functools.partial(run_reference, graph, x[:n_ref], steps)}
     for batch in args.batches:
         fns[("snn", batch)] = functools.partial(snn, batch)
         fns[("ann", batch)] = functools.partial(ann, batch)
@@ -147,13 +150,12 @@ def main() -> None:
     fastest_ann = min(results, key=lambda b: results[b][1])    # fastest float setting
     t_snn, t_ann = results[best]
 
-    n_ref = args.ref_samples
-    t0 = time.perf_counter()
+    t_ref = best_t["reference"] / n_ref * args.samples
     ref = run_reference(graph, x[:n_ref], steps)
-    t_ref = (time.perf_counter() - t0) / n_ref * args.samples
     same = np.array_equal(spikec.run(graph, x[:n_ref], steps, backend="torch").output, ref.output)
-    print(f"reference interpreter: {n_ref} samples (one batch) in {t_ref * n_ref / args.samples:.2f} s -> "
-          f"{t_ref:.1f} s per {args.samples} samples (extrapolated); torch output identical: {same}")
+    print(f"reference interpreter: {n_ref} samples (one batch) in {best_t['reference']:.2f} s (best of "
+          f"{args.repeats}) -> {t_ref:.1f} s per {args.samples} samples (extrapolated); torch output "
+          f"identical: {same}")
     print(f"torch backend, best batch {best}: {t_snn:.3f} s. torch_backend / {steps} float forwards = "
           f"{t_snn / t_ann:.2f} at the same batch, {t_snn / results[fastest_ann][1]:.2f} against the "
           f"fastest float setting (batch {fastest_ann}) (target <= 1.3); reference / torch_backend = "

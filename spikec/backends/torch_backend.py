@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from spikec.backends import torch_int8
 from spikec.backends import torch_ops as ops
 from spikec.errors import BackendError
 from spikec.ir.nodes import IF
@@ -40,19 +41,21 @@ def why_unavailable() -> str:
     return f"PyTorch {torch.__version__} lacks the fp32_precision settings (PyTorch >= 2.9 has them)"
 
 
-# Samples run together by default: about this many neuron-steps in the largest population, so
-# that the per-layer [steps, chunk, *shape] tensors (int8 spikes, float32 currents) stay a few tens
-# of MB, reused from chunk to chunk (LeNet, T=32, 1000 samples, 1 and 2 CPU threads: chunks of 200-250
-# samples ran 1.2x faster than 65 or 130, 1.5x faster than 500 and 2x faster than 1000 at once).
-CHUNK_NEURON_STEPS = 2 ** 25
+# Samples run together by default on CPU: about this many neuron-steps in the largest population,
+# so that the per-layer [steps, chunk, *shape] tensors (int8 spikes, float32 currents) stay a few tens
+# of MB, reused from chunk to chunk. LeNet, T=32, 1000 samples (benchmarks/torch_backend.py): with
+# the int8 kernels, chunks of 200-250 samples (2^25) ran 1.1-1.2x faster than 65 or 130, 1.5x faster
+# than 500 and 2x faster than 1000 at once; with float32 kernels only, chunks of 65 (2^23) ran 1.5x
+# faster than 250.
+CHUNK_NEURON_STEPS = {"int8": 2 ** 25, "float": 2 ** 23}
 
 
 def run(graph, inputs, steps, record=False, record_v=False, device=None, chunk=None) -> Trace:
     """Run `graph` on integer `inputs` for `steps` evaluated steps; same result as the reference.
 
     device: None or "cpu" (default), "cuda", or a torch.device.
-    chunk:  samples processed together (default: sized from CHUNK_NEURON_STEPS on CPU, all at
-            once on CUDA). Results do not depend on it.
+    chunk:  samples processed together (default: sized from CHUNK_NEURON_STEPS on CPU, split into
+            equal parts; all at once on CUDA). Results do not depend on it.
     """
     graph.validate()
     x = graph.check_inputs(inputs, steps)
@@ -62,7 +65,8 @@ def run(graph, inputs, steps, record=False, record_v=False, device=None, chunk=N
     if chunk is None:
         largest = max(int(np.prod(p.shape)) for p in graph.populations)
         per_sample = largest * graph.hardware_steps(steps)
-        most = len(x) if dev.type == "cuda" else max(1, CHUNK_NEURON_STEPS // per_sample)
+        kernels = "int8" if torch_int8.enabled() else "float"
+        most = len(x) if dev.type == "cuda" else max(1, CHUNK_NEURON_STEPS[kernels] // per_sample)
         chunk = max(1, -(-len(x) // -(-len(x) // most)))   # equal chunks: one shape for all kernels
     if not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise BackendError(f"torch backend: chunk must be a positive int, got {chunk!r}")
