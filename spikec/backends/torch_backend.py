@@ -3,13 +3,15 @@
 Plan of a run (hardware steps t = 1..H, H = latency + steps):
 1. Static bounds: every population's emitted values are bounded (spikes by 1, current inputs by
    max|x|), so every edge's current and every membrane has a proven bound. The bounds pick exact
-   dtypes (float32 below 2^24, see torch_ops) and prove when no state can saturate.
+   dtypes (float32 below 2^24, see torch_ops) and prove when no state can saturate. Sign and
+   bound also decide which convolutions and dense products may run on int8 kernels (torch_int8).
 2. Windows: a population emits nothing before its start step. Without recording, a layer is only
    computed up to the last step that can still reach the readout's evaluated steps (unless it may
    saturate: saturation counts cover every hardware step).
 3. In topological order, each IF layer's drive over its whole window is built with ONE batched op
    chain per in-edge (time folded into the batch, shifted by 1 + delay); a current-encoded input is
-   constant in time, so its chain runs once. Only the neuron scan (torch_ops.if_scan) loops in time.
+   constant in time, so its chain runs once. Only the neuron scan (torch_ops.if_scan) loops in time;
+   it stores spikes as int8, in the memory layout (NCHW or channels-last) its drive arrived in.
 4. The readout sums its input over the evaluated steps; when no saturation is possible it sums the
    spikes first and applies the (linear) ops once.
 """
