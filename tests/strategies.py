@@ -10,6 +10,9 @@ from hypothesis import strategies as st
 
 from spikec.ir import IF, Conv2d, Dense, Edge, Flatten, Graph, Input, Readout, SumPool2d
 
+# an edge's weight exponent: mostly 0 (as compiled, except at residual joins), sometimes scaled
+WEIGHT_EXPS = st.sampled_from([0, 0, 0, 1, 3])
+
 
 def _weights(draw, shape, lo=-4, hi=4):
     seed = draw(st.integers(0, 2**31 - 1))
@@ -106,14 +109,16 @@ def graphs(draw, max_layers: int = 3, encodings=("current", "spikes")):
     for i in range(draw(st.integers(1, max_layers))):
         ops, shape = draw(op_chain(prev.shape))
         layer = draw(if_layer(f"l{i}", shape))
-        edges.append(Edge(prev.name, layer.name, ops, delay=draw(st.sampled_from([0, 0, 1, 2]))))
+        edges.append(Edge(prev.name, layer.name, ops, delay=draw(st.sampled_from([0, 0, 1, 2])),
+                          weight_exp=draw(WEIGHT_EXPS)))
         # residual / skip edge from an earlier population, when one can be shaped to fit
         earlier = [p for p in pops[:-1]]
         if earlier and draw(st.booleans()):
             src = draw(st.sampled_from(earlier))
             skip_ops = _skip_ops(draw, src.shape, shape)
             if skip_ops:
-                edges.append(Edge(src.name, layer.name, skip_ops, delay=draw(st.integers(0, 3))))
+                edges.append(Edge(src.name, layer.name, skip_ops, delay=draw(st.integers(0, 3)),
+                                  weight_exp=draw(WEIGHT_EXPS)))
         pops.append(layer)
         prev = layer
     n_out = draw(st.integers(1, 4))

@@ -6,11 +6,12 @@ The plan is what both the Lava backend (which instantiates it) and the `format="
 Mapping (docs/lava.md has the full table):
   Input     -> lava.proc.io.source.RingBuffer: the current (one column, repeated) or the spike
                train zero-padded to the run length (the RingBuffer cycles, so it spans the run).
-  Edge      -> the whole op chain as one sparse matrix (spikec.ir.connectivity.edge_matrix; this
+  Edge      -> the whole op chain as one sparse matrix (spikec.ir.connectivity.chain_matrix; this
                covers Conv2d, SumPool2d, Flatten and Dense alike), block-diagonal over the batch,
                split into base-256 digits d_j so that each digit is exact on Loihi's 8-bit mixed-sign
-               synapse: Sparse(weights=2*d_j, weight_exp=8j-1, sign_mode=MIXED). Almost every edge
-               has a single digit (|w| <= 128). delay > 0 -> DelaySparse with that delay.
+               synapse: Sparse(weights=2*d_j, weight_exp=8j-1+e, sign_mode=MIXED) for the edge's
+               weight exponent e. Almost every edge has a single digit (|w| <= 128).
+               delay > 0 -> DelaySparse with that delay.
                Sources that send graded or signed values get num_message_bits > 0.
   IF        -> lava.proc.lif.process.LIF (du=4095, dv=0, vth=theta-1, bias_exp=6) when the layer's
                semantics allow and no saturation is possible (see `stock_lif_reason`), otherwise
@@ -28,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from spikec.errors import UnsupportedError
-from spikec.ir.connectivity import edge_matrix
+from spikec.ir.connectivity import chain_matrix, edge_matrix
 from spikec.ir.graph import Graph, broadcast_param
 from spikec.ir.nodes import IF, Input, Readout
 
@@ -300,9 +301,9 @@ def _plan_if(graph, layer: IF, x, hw, batch, record, record_v, neurons, procs, l
 
 def _plan_edge(graph, edge, index, x, batch, procs, links, layers) -> None:
     src = graph.nodes[edge.src]
-    matrix = edge_matrix(edge, src.shape)
+    matrix = chain_matrix(edge.ops, src.shape)   # weight mantissas; the edge's exponent goes to weight_exp
     smax = np.broadcast_to(np.asarray(_source_max(graph, edge.src, x), np.int64), (matrix.shape[1],))
-    peak = int((abs(matrix) @ smax).max(initial=0))
+    peak = int((abs(matrix) @ smax).max(initial=0)) * 2 ** edge.weight_exp
     if peak > SYNAPSE_LIMIT // 2:
         raise UnsupportedError(
             f"edge {edge.name}: one step can deliver a current of up to {peak}, beyond the 32-bit "
@@ -316,8 +317,8 @@ def _plan_edge(graph, edge, index, x, batch, procs, links, layers) -> None:
         base += f"_e{index}"
     for j, (weights, exp) in enumerate(weight_digits(matrix)):
         name = base if j == 0 else f"{base}_d{j}"
-        args = {"weights": weights, "weight_exp": exp, "num_weight_bits": 8, "sign_mode": "MIXED",
-                "num_message_bits": bits}
+        args = {"weights": weights, "weight_exp": exp + edge.weight_exp, "num_weight_bits": 8,
+                "sign_mode": "MIXED", "num_message_bits": bits}
         kind = "sparse"
         if edge.delay:
             kind = "delay_sparse"

@@ -27,6 +27,8 @@ state_bits instead); the readout integrator wraps at 2^17.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from spikec.errors import UnsupportedError
@@ -127,8 +129,13 @@ def _edge_problems(graph: Graph, edge: Edge) -> list[str]:
 
 
 def conv_layer(edge: Edge, src_shape) -> Conv2d:
-    """The edge's op chain as one Conv2d: Conv2d, SumPool2d (depthwise ones) or SumPool2d + Conv2d."""
-    ops = edge.ops
+    """The edge's op chain (times 2^weight_exp) as one Conv2d: Conv2d, SumPool2d (depthwise ones)
+    or SumPool2d + Conv2d."""
+    conv = _chain_conv(edge.ops, src_shape)
+    return replace(conv, weight=conv.weight * 2 ** edge.weight_exp) if edge.weight_exp else conv
+
+
+def _chain_conv(ops, src_shape) -> Conv2d:
     if len(ops) == 1 and isinstance(ops[0], Conv2d):
         return ops[0]
     if len(ops) == 1 and isinstance(ops[0], SumPool2d):

@@ -73,7 +73,7 @@ def run(graph, inputs, steps, record=False, record_v=False, device=None, chunk=N
     if not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise BackendError(f"torch backend: chunk must be a positive int, got {chunk!r}")
     workspace = ops.Workspace(dev)
-    chains = {id(e): ops.Chain(e.ops, workspace) for e in graph.edges}
+    chains = {id(e): ops.Chain(e.ops, workspace, e.weight_exp) for e in graph.edges}
     with ops.exact_math(dev), torch.no_grad():
         parts = [_Run(graph, x[i:i + chunk], steps, record, record_v, chains, workspace).execute()
                  for i in range(0, len(x), chunk)]

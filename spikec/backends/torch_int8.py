@@ -7,7 +7,12 @@ and accumulate in int32. Called with every scale 1 and every zero point 0 and as
 output, they return the integer sums themselves: exact while |sum| < 2^24. On this project's CPU they
 run 2-7x faster than the float32 kernels on the same operands (benchmarks/torch_backend.py).
 
-When the kernels may be used (`usable`), all of these hold:
+When the kernels may be used (`kernel_ok` and `usable`), all of these hold:
+* a convolution has groups 1, dilation 1 and equal strides: with torch 2.14.1 the int8 convolution
+  returned wrong sums for some grouped, dilated and (1, 2)-strided cases with one input channel,
+  and crashed the process on a dilated 1x1 case; in the allowed class a sweep of ~3000 random
+  configurations (kernels to 5x5, strides 1-3, padding 0-2 per side, 1-64 channels, tiny to 20x20
+  inputs) matched float64 exactly (tests/backends/test_torch_int8.py keeps sampling it),
 * the input is known to be non-negative integers no larger than `x_max` <= 255 (uint8),
 * every weight lies in [-128, 127] (int8),
 * 2 * x_max * max|w| <= 32767: CPUs without VNNI add pairs of uint8 x int8 products in saturating
@@ -44,6 +49,13 @@ def available() -> bool:
         return _self_test()
     except (AttributeError, RuntimeError, TypeError, NotImplementedError):
         return False
+
+
+def kernel_ok(op: Conv2d | Dense) -> bool:
+    """Whether the op's geometry is in the class the int8 kernels compute correctly (module docstring)."""
+    if isinstance(op, Dense):
+        return True
+    return op.groups == 1 and op.dilation == (1, 1) and op.stride[0] == op.stride[1]
 
 
 def weight_range(op: Conv2d | Dense) -> tuple[int, int]:
@@ -92,11 +104,11 @@ class Int8Op:
 
 
 def _self_test() -> bool:
-    """Both kernels, with strides, padding, dilation, groups and extreme operands, against float64."""
+    """Both kernels, with stride, padding and extreme operands, against float64."""
     rng = np.random.default_rng(0)
-    weight = rng.integers(-128, 128, (6, 2, 3, 3))
+    weight = rng.integers(-128, 128, (6, 4, 3, 3))
     weight[0, 0, 0, 0] = -128
-    conv = Conv2d(weight, stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2)
+    conv = Conv2d(weight, stride=(2, 2), padding=(1, 2))
     x = torch.tensor(rng.integers(0, 128, (3, 4, 9, 8)), dtype=torch.float32)
     want = F.conv2d(x.double(), torch.tensor(conv.weight, dtype=torch.float64), None, conv.stride,
                     conv.padding, conv.dilation, conv.groups)

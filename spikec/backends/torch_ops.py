@@ -120,22 +120,26 @@ def is_channels_last(x: torch.Tensor) -> bool:
 
 
 class Chain:
-    """An edge's synapse ops as torch calls, with weights converted once per dtype."""
+    """An edge's synapse ops (then the factor 2^weight_exp) as torch calls, with weights converted
+    once per dtype."""
 
-    def __init__(self, ops, workspace: Workspace):
+    def __init__(self, ops, workspace: Workspace, weight_exp: int = 0):
         self.ops = tuple(ops)
         self.workspace = workspace
+        self.factor = 2 ** weight_exp
         self._gains = [op_gain(op) for op in self.ops]
         self._weights: dict[tuple, torch.Tensor] = {}
         self._w_ranges = {i: torch_int8.weight_range(op) for i, op in enumerate(self.ops)
                           if isinstance(op, (Dense, Conv2d))}
+        self._int8_kernel_ok = {i: torch_int8.kernel_ok(op) for i, op in enumerate(self.ops)
+                                if isinstance(op, (Dense, Conv2d))}
         self._int8_ops: dict[tuple, torch_int8.Int8Op] = {}
         self._permuted: dict[tuple, Dense] = {}
 
     def bounds(self, bound: int) -> tuple[int, int]:
         """(bound on the output, bound on every intermediate value) for inputs within `bound`."""
         peak = bound
-        for gain in self._gains:
+        for gain in self._gains + [self.factor]:
             bound *= gain
             peak = max(peak, bound)
         return bound, peak
@@ -160,9 +164,10 @@ class Chain:
         return self._weights[key]
 
     def __call__(self, x: torch.Tensor, dtype: torch.dtype, bound: int, nonneg: bool) -> torch.Tensor:
-        """x: integer-valued [N, *in_shape], max |x| <= bound, all >= 0 if nonneg -> [N, *out_shape]
-        in `dtype`, which the caller chose exact for this chain's bounds (see exact_dtype). The result
-        may live in the workspace: use it before this chain is called again.
+        """x: integer-valued [N, *in_shape], max |x| <= bound, all >= 0 if nonneg -> the edge's
+        current [N, *out_shape] in `dtype`, which the caller chose exact for this chain's bounds
+        (see exact_dtype). The result may live in the workspace: use it before this chain is called
+        again.
 
         x may come in a narrower dtype (int8 spikes): sum pooling stays in int8 while its sums fit,
         convolutions and dense products of small non-negative integers run on the int8 kernels
@@ -172,7 +177,7 @@ class Chain:
         hwc = None   # set right after a Flatten that kept channels-last order (see _op)
         for i, op in enumerate(self.ops):
             out_bound = bound * self._gains[i]
-            if (nonneg and i in self._w_ranges and x.device.type == "cpu"
+            if (nonneg and self._int8_kernel_ok.get(i) and x.device.type == "cpu"
                     and torch_int8.usable(self._w_ranges[i], bound, out_bound)):
                 if (i, hwc) not in self._int8_ops:
                     self._int8_ops[i, hwc] = torch_int8.Int8Op(self._op(i, hwc))
@@ -199,7 +204,8 @@ class Chain:
             if isinstance(op, (Dense, Conv2d)):
                 nonneg = nonneg and self._w_ranges[i][0] >= 0
             bound, hwc = out_bound, None
-        return x.to(dtype)
+        x = x.to(dtype)
+        return x * self.factor if self.factor != 1 else x
 
     def _sum_pool(self, x: torch.Tensor, op: SumPool2d, index: int) -> torch.Tensor:
         """Window sums over the last two dims, separably: rows first, then columns, each as k - 1

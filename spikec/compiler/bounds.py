@@ -90,7 +90,7 @@ def population_current(graph: Graph, name: str) -> tuple[np.ndarray, np.ndarray]
     for e in graph.in_edges(name):
         src = graph.node(e.src)
         elo, ehi = edge_interval(e.ops, src.shape, *source_range(src))
-        lo, hi = lo + elo, hi + ehi
+        lo, hi = lo + elo * 2 ** e.weight_exp, hi + ehi * 2 ** e.weight_exp
     return lo, hi
 
 

@@ -2,7 +2,11 @@
 
 Per population (theta = 1 after `normalize`) one integer scale sigma is chosen, the largest that
 every constraint allows (recorded as "limited_by"):
-  weights      max |W~| * sigma <= 2^(weight_bits-1) - 1   (keep the most weight precision)
+  weights      max |W~| * sigma <= 2^(weight_bits-1) - 1   (keep the most weight precision); at a
+               join of several edges, when the target has weight exponents, only the edge with the
+               smallest weights must fit at exponent 0: every other edge e gets the smallest
+               weight_exp with max |W~_e| * sigma / 2^weight_exp in range (sigma is capped so that
+               weight_exp <= target.weight_exp_max)
   accumulator  per-step synaptic input <= target.input_limit
   membrane     (only with `steps` and saturate=False) no state can saturate within T steps
   theta        sigma <= target.theta_max;  bias: |b~| * sigma fits the bias format
@@ -113,12 +117,13 @@ class LayerQuantizer:
             return -self.input_limit, self.input_limit
         return (-1 if self.policy.signed else 0), 1
 
-    def current(self, edges, weights=None):
+    def current(self, edges, weights=None, exps=None):
         lo = hi = 0.0
         for i, e in enumerate(edges):
             ops = e.ops if weights is None else weights[i]
+            factor = 1 if exps is None else 2 ** exps[i]
             elo, ehi = edge_interval(ops, self.layers[e.src].shape, *self.src_range(e.src))
-            lo, hi = lo + elo, hi + ehi
+            lo, hi = lo + elo * factor, hi + ehi * factor
         return lo, hi
 
     def quantize(self, lay: FloatLayer):
@@ -126,18 +131,23 @@ class LayerQuantizer:
         is_if = lay.kind == "if"
         rows_map = self.per_channel and is_if and all(
             not any(isinstance(op, Flatten) for op in e.ops[weighted_index(e.ops):]) for e in edges)
-        channels = lay.shape[0]
         bias = np.zeros(()) if lay.bias is None else np.asarray(lay.bias, np.float64)
         b_lo, b_hi = per_channel_extremes(bias, lay.shape)
         lo, hi = self.current(edges)
         caps = scale_caps(lo, hi, b_lo, b_hi, lay.v_init, lay.kind, self.horizon.get(lay.name),
                           self.target.state_max, self.target.input_limit)
-        amax = np.zeros(channels) if rows_map else np.zeros(())
+        per_edge = []
         for e in edges:
             w = np.abs(e.ops[weighted_index(e.ops)].weight)
-            amax = np.maximum(amax, w.reshape(w.shape[0], -1).max(1) if rows_map else w.max())
+            per_edge.append(w.reshape(w.shape[0], -1).max(1) if rows_map else w.max())
+        amax = np.max(np.stack(per_edge), axis=0)
         with np.errstate(divide="ignore"):
             caps["weights"] = self.target.weight_max / amax
+            if self._exponents(edges):
+                # the finest nonzero edge keeps exponent 0; the coarsest may take up to weight_exp_max
+                finest = np.min(np.stack([np.where(a > 0, a, np.inf) for a in per_edge]), axis=0)
+                caps["weights"] = np.minimum(self.target.weight_max / finest,
+                                             self.target.weight_max * 2 ** self.target.weight_exp_max / amax)
             caps["bias"] = self.target.bias_max / np.maximum(np.abs(b_lo), np.abs(b_hi))
         if is_if:
             caps["theta"] = np.float64(self.target.theta_max)
@@ -156,6 +166,12 @@ class LayerQuantizer:
                 break
             sigma = np.maximum(np.floor(np.asarray(sigma) * 0.98), 1.0) if is_if else sigma * 0.98
         return result, theta, sorted(set(limited))
+
+    def _exponents(self, edges) -> bool:
+        """Whether the edges into one layer get their own weight exponents (a join, on a target that
+        has them, each edge with exactly one weighted op)."""
+        return (len(edges) > 1 and self.target.weight_exp_max > 0
+                and all(sum(is_weighted(op) for op in e.ops) == 1 for e in edges))
 
     def _check_membrane_cost(self, lay: FloatLayer, caps: dict) -> None:
         if "membrane" not in caps:
@@ -183,31 +199,36 @@ class LayerQuantizer:
         return theta
 
     def _apply(self, lay, edges, theta, bias):
-        ops_out, w_err, w_ref, zeroed, clipped = [], 0.0, 0.0, 0, 0
+        ops_out, exps, w_err, w_ref, zeroed, clipped = [], [], 0.0, 0.0, 0, 0
         tmax, tmin = self.target.weight_max, self.target.weight_min
+        scaled = self._exponents(edges)
         for e in edges:
-            new = []
+            new, exp = [], 0
             for op in e.ops:
                 if not is_weighted(op):
                     new.append(op)
                     continue
                 exact = op.weight * _row_gain(op, theta)
-                w = np.rint(exact)
+                while scaled and exp < self.target.weight_exp_max and not _in_range(exact / 2 ** exp, tmin, tmax):
+                    exp += 1
+                w = np.rint(exact / 2 ** exp)
                 clipped += int(np.count_nonzero((w > tmax) | (w < tmin)))
                 w = np.clip(w, tmin, tmax).astype(np.int64)
                 zeroed += int(np.count_nonzero((w == 0) & (op.weight != 0)))
-                w_err += float(((w - exact) ** 2 / _row_gain(op, theta) ** 2).sum())
+                w_err += float(((w * 2 ** exp - exact) ** 2 / _row_gain(op, theta) ** 2).sum())
                 w_ref += float((op.weight ** 2).sum())
                 new.append(_to_ir(op, w))
             ops_out.append(tuple(new))
+            exps.append(exp)
         b_int = np.rint(bias * _bias_gain(theta, bias, lay.shape)).astype(np.int64)
         b_leg, b_round, b_clip = legalize_bias(b_int, self.target)
-        return {"ops": ops_out, "bias": b_leg, "weight_error": math.sqrt(w_err / w_ref) if w_ref else 0.0,
+        return {"ops": ops_out, "exps": exps, "bias": b_leg,
+                "weight_error": math.sqrt(w_err / w_ref) if w_ref else 0.0,
                 "clipped": {"weights": clipped, "bias": b_clip},
                 "rounded": {"weights_to_zero": zeroed, "bias_format": b_round}}
 
     def _fits(self, lay, edges, result, theta) -> bool:
-        lo, hi = self.current(edges, result["ops"])
+        lo, hi = self.current(edges, result["ops"], result["exps"])
         if max(np.abs(lo).max(), np.abs(hi).max()) > self.target.input_limit:
             return False
         if not self.steps:
@@ -222,6 +243,12 @@ class LayerQuantizer:
             low, high = membrane_range(lo_t, hi_t, theta, v0, None, h)
             need = max(-low.min(), high.max())
         return need <= self.target.state_max
+
+
+def _in_range(x: np.ndarray, lo: int, hi: int) -> bool:
+    """Whether every value of x rounds into [lo, hi]."""
+    r = np.rint(x)
+    return bool(r.size == 0 or (r.min() >= lo and r.max() <= hi))
 
 
 def _horizons(fir: FloatGraph, steps: int | None) -> dict[str, int]:
@@ -261,7 +288,8 @@ def quantize(fir: FloatGraph, target: Target, policy: Policy, *, input_bits: int
                 np.any(_weights(e.ops)) for e in in_edges):
             raise ConversionError(f"{lay.name} ({lay.source}): every weight rounds to 0 at the scale the "
                                   f"target allows (limited by {', '.join(limited)}); the layer would be dead")
-        edges += [Edge(e.src, lay.name, ops) for e, ops in zip(in_edges, result["ops"])]
+        edges += [Edge(e.src, lay.name, ops, weight_exp=exp)
+                  for e, ops, exp in zip(in_edges, result["ops"], result["exps"])]
         row = {"name": lay.name, "type": "IF" if lay.kind == "if" else "Readout", "source": lay.source,
                "node": lay.node, "activation": lay.activation, "shape": list(lay.shape),
                "fan_in": sum(_fan_in(e.ops) for e in in_edges)}
@@ -280,6 +308,7 @@ def quantize(fir: FloatGraph, target: Target, policy: Policy, *, input_bits: int
             row.update(theta_float=None, theta=None, scale=theta, v_init=None)
             dst_unit = np.float64(1.0)
         row["weight_scale"] = {e.src: _weight_scale(q.layers[e.src], theta, dst_unit) for e in in_edges}
+        row["weight_exp"] = {e.src: exp for e, exp in zip(in_edges, result["exps"])}
         row.update(weight_error=result["weight_error"], clipped=result["clipped"], rounded=result["rounded"],
                    limited_by=limited, start=None, notes=lay.notes)
         rows.append(jsonable(row))

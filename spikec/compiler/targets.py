@@ -16,7 +16,10 @@ from spikec.errors import UnsupportedError
 class Target:
     """Integer formats of one deployment target (all limits inclusive, symmetric where signed).
 
-    weight_bits:   signed weights lie in [-2^(b-1), 2^(b-1) - 1] (per layer scale, no exponent).
+    weight_bits:   signed weight mantissas lie in [-2^(b-1), 2^(b-1) - 1] (one scale per layer).
+    weight_exp_max: largest per-edge weight exponent (Edge.weight_exp): at a layer fed by several
+                   edges (a residual join) each edge may scale its mantissas by 2^0..2^max, so the
+                   edge with the smallest weights keeps full precision. 0 = one scale for all.
     theta_max:     largest integer threshold (Loihi: 17-bit vth mantissa).
     bias_mant_bits, bias_exp_max: a bias must equal mant << exp with |mant| <= 2^(m-1) - 1 and
                    exp in 0..bias_exp_max; None = any integer that fits the state.
@@ -40,6 +43,7 @@ class Target:
     input_bits: int = 8
     description: str = ""
     neurons: str = "spikec"
+    weight_exp_max: int = 0
 
     @property
     def weight_max(self) -> int:
@@ -83,16 +87,17 @@ def get(name) -> Target:
 
 register(Target(
     "loihi", weight_bits=8, theta_max=2**17 - 1, bias_mant_bits=13, bias_exp_max=7, state_bits=24,
-    input_limit=2**17 - 1, max_delay=62, input_bits=8,
-    description="Loihi 2 formats with the project's IF neuron process: int8 weights, 17-bit theta, "
-                "13-bit bias mantissa << 0..7, 24-bit saturating membrane, per-step input < 2^17"))
+    input_limit=2**17 - 1, max_delay=62, input_bits=8, weight_exp_max=8,
+    description="Loihi 2 formats with the project's IF neuron process: int8 weights with a per-edge "
+                "exponent 0..8 at residual joins, 17-bit theta, 13-bit bias mantissa << 0..7, 24-bit "
+                "saturating membrane, per-step input < 2^17"))
 register(Target(
     "int32", weight_bits=16, theta_max=2**31 - 1, bias_mant_bits=None, bias_exp_max=None, state_bits=32,
     input_limit=2**31 - 1, max_delay=62, input_bits=8,
     description="generic 32-bit integer target: int16 weights, 32-bit saturating state, no Loihi formats"))
 register(Target(
     "loihi-stock", weight_bits=8, theta_max=2**17, bias_mant_bits=13, bias_exp_max=0, state_bits=18,
-    input_limit=2**17 - 1, max_delay=62, input_bits=8, neurons="stock",
+    input_limit=2**17 - 1, max_delay=62, input_bits=8, neurons="stock", weight_exp_max=8,
     description="Loihi 2 with Lava's stock LIF / netx CUBA neurons: reset to zero, v > vth "
                 "(vth = theta - 1 <= 2^17 - 1), v_init 0, no signed spikes / SRP / bias schedules, "
                 "int8 weights, bias mantissa << 6 (|bias| <= 4095), v within 2^17 weight units"))

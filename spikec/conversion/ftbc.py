@@ -124,7 +124,7 @@ def _drives(graph: Graph, name: str, x_int: np.ndarray, steps: int, backend: str
                 emitted = x
             else:
                 emitted = torch.as_tensor(trace.spikes[edge.src][src_t - 1], dtype=torch.float64)
-            total += chain(emitted)
+            total += chain(emitted) * 2 ** edge.weight_exp
         return total
 
     return drive

@@ -54,10 +54,17 @@ def _conv_matrix(op: Conv2d, shape: Shape) -> sp.csr_matrix:
 
 
 def edge_matrix(edge: Edge, src_shape: Shape) -> sp.csr_matrix:
-    """The whole op chain of `edge` as one sparse int64 matrix [n_dst, n_src]."""
+    """The effective weights of `edge` (its op chain times 2^weight_exp) as one sparse int64 matrix
+    [n_dst, n_src]."""
+    matrix = chain_matrix(edge.ops, src_shape)
+    return matrix * 2 ** edge.weight_exp if edge.weight_exp else matrix
+
+
+def chain_matrix(ops, src_shape: Shape) -> sp.csr_matrix:
+    """An op chain as one sparse int64 matrix [n_dst, n_src] (an edge's weight mantissas)."""
     shape = tuple(src_shape)
     matrix = None
-    for op in edge.ops:
+    for op in ops:
         m = op_matrix(op, shape)
         matrix = m if matrix is None else (m @ matrix)
         shape = op.output_shape(shape)

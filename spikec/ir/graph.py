@@ -13,6 +13,7 @@ from spikec.ir.nodes import IF, Edge, Input, Population, Readout, Shape
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 MAX_DELAY = 62
+MAX_WEIGHT_EXP = 8
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,10 +1,11 @@
 """spikec's one on-disk format: a versioned HDF5 file (h5py).
 
-Layout (version 1):
-    /                attrs: format="spikec-graph", version=1, meta=<JSON string>
+Layout (version 2; version 1 files, which lack the edges' weight_exp, read with weight_exp 0):
+    /                attrs: format="spikec-graph", version=2, meta=<JSON string>
     /populations/<i> attrs: kind (Input | IF | Readout), name, shape, scalar fields;
                      datasets: the integer arrays (theta, v_init, bias, ...)
-    /edges/<i>       attrs: src, dst, delay;  /edges/<i>/ops/<j>: attrs kind + geometry, dataset weight
+    /edges/<i>       attrs: src, dst, delay, weight_exp;  /edges/<i>/ops/<j>: attrs kind + geometry,
+                     dataset weight
 Writes go to a temporary file in the target folder, renamed into place only when complete.
 """
 
@@ -22,7 +23,7 @@ from spikec.ir.graph import Graph
 from spikec.ir.nodes import IF, Conv2d, Dense, Edge, Flatten, Input, Readout, SumPool2d
 
 FORMAT = "spikec-graph"
-VERSION = 1
+VERSION = 2
 
 _POP_SCALARS = {
     Input: ("encoding", "value_bits", "scale"),
@@ -62,6 +63,7 @@ def _write(f: h5py.File, graph: Graph) -> None:
     for i, e in enumerate(graph.edges):
         g = edges.create_group(str(i))
         g.attrs["src"], g.attrs["dst"], g.attrs["delay"] = e.src, e.dst, e.delay
+        g.attrs["weight_exp"] = e.weight_exp
         ops = g.create_group("ops")
         for j, op in enumerate(e.ops):
             o = ops.create_group(str(j))
@@ -92,7 +94,7 @@ def load(path) -> Graph:
             raise FormatError(f"{path}: invalid format version {version}")
         try:
             graph = Graph([_read_pop(f["populations"][k], path) for k in _ordered(f["populations"])],
-                          [_read_edge(f["edges"][k], path) for k in _ordered(f["edges"])],
+                          [_read_edge(f["edges"][k], path, version) for k in _ordered(f["edges"])],
                           json.loads(_attr(f, "meta", path)))
         except (KeyError, TypeError, ValueError) as err:
             if isinstance(err, (GraphError, FormatError)):
@@ -137,7 +139,7 @@ def _read_pop(g, path):
     return cls(str(_attr(g, "name", path)), _py(np.asarray(_attr(g, "shape", path))), **kwargs)
 
 
-def _read_edge(g, path):
+def _read_edge(g, path, version: int):
     ops = []
     for k in _ordered(g["ops"]):
         o = g["ops"][k]
@@ -149,5 +151,6 @@ def _read_edge(g, path):
         if "weight" in o:
             kwargs["weight"] = o["weight"][()]
         ops.append(cls(**kwargs))
+    weight_exp = int(_attr(g, "weight_exp", path)) if version >= 2 else 0
     return Edge(str(_attr(g, "src", path)), str(_attr(g, "dst", path)), tuple(ops),
-                int(_attr(g, "delay", path)))
+                int(_attr(g, "delay", path)), weight_exp)

@@ -89,7 +89,7 @@ def run_reference(graph: Graph, inputs, steps: int, record: bool = False,
         for e in graph.in_edges(name):
             src_t = t - 1 - e.delay
             if src_t >= 1:
-                total_in += apply_ops(e.ops, history[e.src][src_t])
+                total_in += apply_ops(e.ops, history[e.src][src_t]) * 2 ** e.weight_exp
         return total_in
 
     for t in range(1, total + 1):

@@ -224,12 +224,17 @@ Population = Input | IF | Readout
 @dataclass(frozen=True, eq=False)
 class Edge:
     """Synapses from population `src` to population `dst`: the ops applied in order to what `src`
-    emitted at step t, arriving at `dst` at step t + 1 + delay (delay 0..62, Loihi's range)."""
+    emitted at step t, times 2^weight_exp, arriving at `dst` at step t + 1 + delay.
+
+    delay 0..62 (Loihi's range). weight_exp 0..8 is Loihi's weight exponent, applied to the summed
+    current: it lets the edges into one layer (a residual join) keep 8-bit weight mantissas at
+    different scales."""
 
     src: str
     dst: str
     ops: tuple[SynapseOp, ...]
     delay: int = 0
+    weight_exp: int = 0
 
     @property
     def name(self) -> str:

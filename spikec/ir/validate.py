@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from spikec.errors import GraphError, InputDataError
-from spikec.ir.graph import MAX_DELAY, Graph, name_ok, param_shape_ok
+from spikec.ir.graph import MAX_DELAY, MAX_WEIGHT_EXP, Graph, name_ok, param_shape_ok
 from spikec.ir.nodes import IF, Input, Readout
 
 ENCODINGS = ("current", "spikes")
@@ -39,6 +39,8 @@ def validate(graph: Graph) -> None:
             raise GraphError(e.name, "dst", "an Input cannot receive an edge")
         if not isinstance(e.delay, (int, np.integer)) or not 0 <= e.delay <= MAX_DELAY:
             raise GraphError(e.name, "delay", f"must be an int in 0..{MAX_DELAY}, got {e.delay!r}")
+        if not isinstance(e.weight_exp, (int, np.integer)) or not 0 <= e.weight_exp <= MAX_WEIGHT_EXP:
+            raise GraphError(e.name, "weight_exp", f"must be an int in 0..{MAX_WEIGHT_EXP}, got {e.weight_exp!r}")
         if not e.ops:
             raise GraphError(e.name, "ops", "an edge needs at least one synapse op")
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import subprocess
 import sys
@@ -60,6 +61,28 @@ def test_netx_round_trip_through_intels_loader(tmp_path, encoding):
         assert np.array_equal(got.spikes[name], spikes), name
         assert spikes.any(), name
     assert np.array_equal(got.output, ref.output)
+
+
+@needs_lava
+def test_netx_export_folds_weight_exponents_into_the_weights(tmp_path):
+    """netx layers have no exponent of their own: 2^weight_exp multiplies the exported weights, and
+    an exponent that would push them beyond 8 bits is refused."""
+    from spikec.backends.netx_run import run_netx
+
+    base = netx_lenet()
+    edges = [dataclasses.replace(e, weight_exp=1) if e.dst in ("c2", "f1") else e for e in base.edges]
+    graph = Graph(base.populations, edges).validate()
+    x, steps = ints(5, -7, 7, (2, 2, 10, 10)), 8
+    ref = run_reference(graph, x, steps, record=True)
+    assert not np.array_equal(ref.output, run_reference(base, x, steps).output)
+    spikec.export(graph, tmp_path / "scaled.net", format="netx")
+    got = run_netx(tmp_path / "scaled.net", x, graph.hardware_steps(steps))
+    for name, spikes in ref.spikes.items():
+        assert np.array_equal(got.spikes[name], spikes), name
+    assert np.array_equal(got.output, ref.output)
+    too_far = Graph(base.populations, [dataclasses.replace(e, weight_exp=6) if e.dst == "c2" else e
+                                       for e in base.edges]).validate()
+    assert any("edge c1->c2: weights in" in p for p in netx_export.netx_problems(too_far))
 
 
 @pytest.mark.parametrize("case, expected", [

@@ -7,6 +7,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from equivalence import assert_traces_equal
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -102,3 +104,45 @@ def test_float_dense_after_a_channels_last_flatten():
     graph = Graph(graph.populations, edges).validate()
     assert np.abs(edges[2].ops[-1].weight).max() > 128
     assert_traces_equal(torch_backend.run(graph, x, 12, record=True), run_reference(graph, x, 12, record=True))
+
+
+def test_only_validated_conv_geometries_use_the_kernels():
+    w = np.ones((2, 2, 3, 3), np.int64)
+    assert torch_int8.kernel_ok(Conv2d(w, stride=2, padding=(1, 2))) and torch_int8.kernel_ok(Dense(w[0, 0]))
+    assert not torch_int8.kernel_ok(Conv2d(w, groups=2))
+    assert not torch_int8.kernel_ok(Conv2d(w, dilation=(1, 2)))
+    assert not torch_int8.kernel_ok(Conv2d(w, stride=(1, 2)))
+
+
+@st.composite
+def _allowed_convs(draw):
+    """A convolution in the class kernel_ok admits, with a fitting non-negative input."""
+    cin, cout = draw(st.sampled_from([1, 2, 3, 6, 16, 33])), draw(st.sampled_from([1, 2, 5, 16, 31]))
+    kh, kw, stride = draw(st.integers(1, 5)), draw(st.integers(1, 5)), draw(st.integers(1, 3))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    h, w = draw(st.integers(max(1, kh - 2 * padding[0]), 16)), draw(st.integers(max(1, kw - 2 * padding[1]), 16))
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    op = Conv2d(rng.integers(-128, 128, (cout, cin, kh, kw)), stride, padding)
+    x_max = draw(st.sampled_from([1, 4, 127]))
+    return op, rng.integers(0, x_max + 1, (draw(st.sampled_from([1, 3, 17])), cin, h, w))
+
+
+@settings(max_examples=60, deadline=None)
+@given(_allowed_convs(), st.booleans())
+def test_int8_convolution_equals_float64(case, channels_last):
+    op, x = case
+    want = F.conv2d(torch.tensor(x, dtype=torch.float64), torch.tensor(op.weight, dtype=torch.float64), None,
+                    op.stride, op.padding)
+    xt = torch.tensor(x, dtype=torch.int8)
+    xt = xt.contiguous(memory_format=torch.channels_last) if channels_last else xt
+    assert torch_int8.kernel_ok(op)
+    assert torch.equal(torch_int8.Int8Op(op)(xt).double(), want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 200), st.sampled_from([1, 3, 64, 500]), st.integers(0, 2 ** 32 - 1))
+def test_int8_dense_equals_float64(n_in, n_out, batch, seed):
+    rng = np.random.default_rng(seed)
+    op, x = Dense(rng.integers(-128, 128, (n_out, n_in))), rng.integers(0, 128, (batch, n_in))
+    want = torch.tensor(x, dtype=torch.float64) @ torch.tensor(op.weight, dtype=torch.float64).T
+    assert torch.equal(torch_int8.Int8Op(op)(torch.tensor(x, dtype=torch.int8)).double(), want)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -137,3 +139,34 @@ def test_a_new_method_plugs_in_without_touching_the_pipeline():
     assert graph.meta["method"] == "test-signed"
     with pytest.raises(spikec.UnsupportedError, match="unknown conversion method 'test-signed'"):
         spikec.compile(mlp(), d.x_test[:1], method="test-signed")
+
+
+def test_residual_joins_get_per_edge_weight_exponents():
+    """Where a strong identity shortcut meets a weak conv branch, the branch keeps its 8-bit
+    mantissas at exponent 0 and the shortcut takes an exponent, instead of one shared scale."""
+    torch.manual_seed(0)
+    model = ResNet(kind="relu").eval()
+    with torch.no_grad():
+        for block in model.layers:
+            block.bn2.weight.mul_(0.05)   # the conv branch's weights ~20x smaller than the shortcut's
+    x, cal = torch.rand(1, 1, 8, 8), torch.rand(16, 1, 8, 8)
+    one_scale = dataclasses.replace(LOIHI, name="loihi-one-scale", weight_exp_max=0)
+    shared = spikec.compile(model, x, method="maxnorm", calibration=cal, target=one_scale)
+    scaled = spikec.compile(model, x, method="maxnorm", calibration=cal)
+    for a, b in zip(rows(shared), rows(scaled)):
+        if len(b["weight_exp"]) == 1:   # single-edge layers: unchanged
+            assert b["weight_exp"] == a["weight_exp"] == {next(iter(b["weight_exp"])): 0}
+            assert b["weight_error"] == a["weight_error"]
+            continue
+        branch, shortcut = sorted(scaled.in_edges(b["name"]), key=lambda e: e.weight_exp)
+        assert branch.src == b["name"].replace("relu_out", "relu")   # conv2 reads the block's first ReLU
+        assert branch.weight_exp == 0 and 1 <= shortcut.weight_exp <= LOIHI.weight_exp_max
+        assert b["weight_exp"] == {branch.src: 0, shortcut.src: shortcut.weight_exp}
+        assert b["weight_error"] < a["weight_error"] / 3
+    for e in scaled.edges:
+        for op in e.ops:
+            if isinstance(op, (Conv2d, Dense)):
+                assert -128 <= op.weight.min() and op.weight.max() <= 127
+    xi = scaled.encode(cal[:4])
+    assert np.array_equal(spikec.run(scaled, xi, 6, backend="torch").output,
+                          spikec.run(scaled, xi, 6, backend="reference").output)

@@ -1,5 +1,7 @@
 """Save/load: round trips for every node type, and clear errors for bad files."""
 
+import dataclasses
+
 import h5py
 import numpy as np
 import pytest
@@ -34,7 +36,7 @@ def small_graph():
         [spikec.Input("x", (4,)), spikec.IF("h", (3,), theta=np.array([4, 5, 6]), theta_neg=np.array(4)),
          spikec.Readout("out", (2,))],
         [spikec.Edge("x", "h", (spikec.Dense(np.arange(12).reshape(3, 4) - 6),)),
-         spikec.Edge("h", "out", (spikec.Dense(np.ones((2, 3), np.int64)),), delay=2)])
+         spikec.Edge("h", "out", (spikec.Dense(np.ones((2, 3), np.int64)),), delay=2, weight_exp=3)])
 
 
 def test_missing_file(tmp_path):
@@ -61,6 +63,25 @@ def test_future_version(tmp_path, small_graph):
     with h5py.File(tmp_path / "g.h5", "r+") as f:
         f.attrs["version"] = 99
     with pytest.raises(FormatError, match="version 99 is newer"):
+        spikec.load(tmp_path / "g.h5")
+
+
+def test_version_1_file_reads_with_weight_exp_0(tmp_path, small_graph):
+    """Files written before edges had a weight exponent (format version 1) still load."""
+    spikec.save(small_graph, tmp_path / "g.h5")
+    with h5py.File(tmp_path / "g.h5", "r+") as f:
+        f.attrs["version"] = 1
+        for k in f["edges"]:
+            del f["edges"][k].attrs["weight_exp"]
+    unscaled = [dataclasses.replace(e, weight_exp=0) for e in small_graph.edges]
+    assert graphs_equal(spikec.load(tmp_path / "g.h5"), spikec.Graph(small_graph.populations, unscaled))
+
+
+def test_version_2_file_needs_weight_exp(tmp_path, small_graph):
+    spikec.save(small_graph, tmp_path / "g.h5")
+    with h5py.File(tmp_path / "g.h5", "r+") as f:
+        del f["edges/1"].attrs["weight_exp"]
+    with pytest.raises(FormatError, match="weight_exp"):
         spikec.load(tmp_path / "g.h5")
 
 

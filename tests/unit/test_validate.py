@@ -76,6 +76,12 @@ def test_delay_range():
         chain(edge_in=Edge("x", "h", (Dense(np.ones((3, 4), np.int64)),), delay=63)).validate()
 
 
+def test_weight_exp_range():
+    for bad in (-1, 9, 1.5):
+        with pytest.raises(GraphError, match=r"x->h\.weight_exp: must be an int in 0\.\.8"):
+            chain(edge_in=Edge("x", "h", (Dense(np.ones((3, 4), np.int64)),), weight_exp=bad)).validate()
+
+
 def test_duplicate_and_bad_names():
     with pytest.raises(GraphError, match="used by two"):
         chain(extra_pops=[IF("h", (3,), theta=np.array(2))]).validate()
