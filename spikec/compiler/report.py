@@ -5,13 +5,14 @@ from __future__ import annotations
 from spikec.ir.graph import Graph
 
 COLUMNS = ("name", "type", "source", "shape", "start", "fan_in", "theta_float", "theta", "scale",
-           "weight_error", "clipped", "rounded", "limited_by")
+           "weight_error", "weight_exp", "clipped", "rounded", "limited_by")
 
 
 def report(graph: Graph) -> list[dict]:
     """JSON-able rows (one per population, topological order) with the compiler's per-layer record.
 
-    Graphs not made by spikec.compile get structural rows only (name, type, shape, start)."""
+    Graphs not made by spikec.compile get structural rows only (name, type, shape, start,
+    weight_exp)."""
     starts = graph.start_steps()
     bounds = graph.meta.get("bounds", {}).get("layers", {})
     meta_rows = {row["name"]: row for row in graph.meta.get("layers", [])}
@@ -20,6 +21,8 @@ def report(graph: Graph) -> list[dict]:
         node = graph.node(name)
         row = {"name": name, "type": type(node).__name__, "shape": list(node.shape), "start": starts[name]}
         row.update({k: v for k, v in meta_rows.get(name, {}).items() if k != "start"})
+        if graph.in_edges(name):   # from the graph itself, so hand-built graphs show it too
+            row["weight_exp"] = {e.src: int(e.weight_exp) for e in graph.in_edges(name)}
         if name in bounds:
             row["safe_steps"] = bounds[name]["safe_steps"]
         rows.append(row)

@@ -46,6 +46,9 @@ def test_report_of_a_hand_built_graph_has_structural_rows():
     bare = spikec.Graph(graph.populations, graph.edges)
     rows = report(bare)
     assert rows[0] == {"name": "input", "type": "Input", "shape": [1, 8, 8], "start": 1}
+    join = next(r for r in rows if len(r.get("weight_exp", {})) == 2)
+    assert set(join) == {"name", "type", "shape", "start", "weight_exp"}
+    assert join["weight_exp"] == {e.src: e.weight_exp for e in graph.in_edges(join["name"])}
 
 
 def test_meta_survives_save_and_load(tmp_path):
