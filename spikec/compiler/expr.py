@@ -5,6 +5,12 @@ ops from one population (at most one weighted op, SumPool2d / Flatten around it)
 per-channel gain used only while the chain has no weighted op yet (identity shortcuts, average
 pooling before a conv, BN before a conv). Linear modules, BN, pooling and additions act on
 expressions; an activation turns one into an IF layer whose in-edges are the terms.
+
+Channel concatenation (torch.cat along channels) gives each term a pending embedding (offset,
+total): its chain's output fills channels offset.. of a tensor with `total` channels, zeros
+elsewhere. A following conv / dense absorbs it by reading only its own input-channel slice; an
+activation reached first turns it into an identity op that writes the slice (or pads the term's
+weighted op with zero output channels).
 """
 
 from __future__ import annotations
@@ -37,12 +43,26 @@ class Term:
     src: str
     src_shape: Shape
     ops: tuple = ()
-    gain: np.ndarray = np.float64(1.0)      # per channel of `shape`, or scalar
+    gain: np.ndarray = np.float64(1.0)      # per channel of `own_shape`, or scalar
     origin: str = ""                        # module path of the weighted op (for messages)
+    embed: tuple[int, int] | None = None    # (offset, total) channels after a concatenation
+
+    @property
+    def own_shape(self) -> Shape:
+        """The shape the chain produces, before any concatenation embedding."""
+        return chain_shapes(self.ops, self.src_shape)[-1]
 
     @property
     def shape(self) -> Shape:
-        return chain_shapes(self.ops, self.src_shape)[-1]
+        own = self.own_shape
+        return own if self.embed is None else (self.embed[1],) + own[1:]
+
+    def channel_slice(self, gain):
+        """This term's part of a gain over the embedded channels (scalar gains pass through)."""
+        g = np.asarray(gain, np.float64)
+        if self.embed is None or g.ndim == 0:
+            return g
+        return g[self.embed[0]: self.embed[0] + self.own_shape[0]]
 
     @property
     def weighted(self) -> bool:
@@ -74,7 +94,8 @@ class Expr:
                     f"{where}: follows {t.origin or 'another linear layer'} with no activation between "
                     "them; spikec needs an activation (ReLU or clip) between two linear layers "
                     "(merge them into one, or insert an activation)")
-            terms.append(Term(t.src, t.src_shape, t.ops + (fold_input_gain(op, t.gain),), np.float64(1.0),
+            own = op if t.embed is None else _input_slice(op, t.embed[0], t.own_shape[0], where)
+            terms.append(Term(t.src, t.src_shape, t.ops + (fold_input_gain(own, t.gain),), np.float64(1.0),
                               origin))
         out_shape = tuple(op.output_shape(self.shape))
         new_bias = None if self.bias is None else _apply_to_bias(op, self.bias)
@@ -90,10 +111,11 @@ class Expr:
             g = channel_vector(g, self.shape[0])
         terms = []
         for t in self.terms:
+            gt = t.channel_slice(g)
             if t.weighted:
-                terms.append(replace(t, ops=fold_edge_output_gain(t.ops, t.src_shape, g, where)))
+                terms.append(replace(t, ops=fold_edge_output_gain(t.ops, t.src_shape, gt, where)))
             else:
-                terms.append(replace(t, gain=t.gain * g))
+                terms.append(replace(t, gain=t.gain * gt))
         bias = None if self.bias is None else self.bias * _per_channel(g, self.shape)
         return replace(self, terms=tuple(terms), bias=bias)
 
@@ -120,10 +142,33 @@ class Expr:
     def flatten(self) -> Expr:
         if len(self.shape) == 1:
             return self
-        terms = tuple(replace(t, ops=t.ops + (Flatten(),), gain=gain_through_flatten(t.gain, t.shape))
+        terms = tuple(replace(t, ops=t.ops + (Flatten(),), gain=gain_through_flatten(t.gain, t.own_shape),
+                              embed=_flat_embed(t))
                       for t in self.terms)
         out = (int(np.prod(self.shape)),)
         return Expr(terms, out, None if self.bias is None else self.bias.reshape(out), self.origin)
+
+    @staticmethod
+    def concat(parts: list[Expr], where: str) -> Expr:
+        """Concatenation along the channel (or feature) dimension."""
+        rest = {tuple(p.shape[1:]) for p in parts}
+        if len(rest) != 1:
+            raise UnsupportedError(f"{where}: concatenates tensors of shapes "
+                                   f"{', '.join(str(p.shape) for p in parts)}; only the channel dimension "
+                                   "may differ")
+        total = sum(p.shape[0] for p in parts)
+        shape = (total,) + parts[0].shape[1:]
+        terms, offset = [], 0
+        for p in parts:
+            for t in p.terms:
+                inner = 0 if t.embed is None else t.embed[0]
+                terms.append(replace(t, embed=(offset + inner, total)))
+            offset += p.shape[0]
+        bias = None
+        if any(p.bias is not None for p in parts):
+            bias = np.concatenate([np.zeros(p.shape) if p.bias is None else np.broadcast_to(p.bias, p.shape)
+                                   for p in parts])
+        return Expr(tuple(terms), shape, bias, next((p.origin for p in parts if p.origin), ""))
 
     def add(self, other: Expr, where: str) -> Expr:
         if self.shape != other.shape:
@@ -152,7 +197,10 @@ class Expr:
         """(source, ops) per term, each with exactly one weighted op (identity ops where needed)."""
         out = []
         for t in self.terms:
-            ops = t.ops if t.weighted else t.ops + (identity_op(t.shape, t.gain),)
+            if t.embed is not None:
+                ops = _embedded(t)
+            else:
+                ops = t.ops if t.weighted else t.ops + (identity_op(t.shape, t.gain),)
             out.append((t.src, ops))
         return out
 
@@ -172,6 +220,8 @@ class Expr:
 
 def _merge(a: Term, b: Term) -> Term | None:
     """One term equal to a + b (same source), or None if no single op chain computes it."""
+    if a.embed != b.embed:
+        return None
     if not a.weighted and not b.weighted:
         if len(a.ops) == len(b.ops) and all(_same_geometry(x, y) for x, y in zip(a.ops, b.ops)):
             return replace(a, gain=a.gain + b.gain)
@@ -219,6 +269,43 @@ def _absorb_identity(op, gain):
     chans = np.arange(c_out)
     w[chans, chans % cg, taps[0], taps[1]] += channel_vector(gain, c_out)
     return op.with_weight(w)
+
+
+def _input_slice(op, offset: int, channels: int, where: str):
+    """The part of a conv / dense that reads input channels offset .. offset + channels."""
+    if isinstance(op, FloatConv) and op.groups != 1:
+        raise UnsupportedError(f"{where}: a grouped convolution after a concatenation is not supported")
+    return op.with_weight(op.weight[:, offset: offset + channels].copy())
+
+
+def _flat_embed(t: Term) -> tuple[int, int] | None:
+    """A channel embedding of a (C, H, W) term as a feature embedding of its flattened vector."""
+    own = t.own_shape
+    if t.embed is None or len(own) == 1:
+        return t.embed
+    plane = int(np.prod(own[1:]))
+    return t.embed[0] * plane, t.embed[1] * plane
+
+
+def _embedded(t: Term) -> tuple:
+    """A term's op chain writing into its slice of the concatenated channels (one weighted op)."""
+    offset, total = t.embed
+    own = t.own_shape
+    if not t.weighted:
+        g = channel_vector(t.gain, own[0])
+        w = np.zeros((total, own[0]), np.float64)
+        w[offset + np.arange(own[0]), np.arange(own[0])] = g
+        op = FloatDense(w) if len(own) == 1 else FloatConv(w[:, :, None, None])
+        return t.ops + (op,)
+    idx = weighted_index(t.ops)
+    op, after = t.ops[idx], t.ops[idx + 1:]
+    if not all(isinstance(a, SumPool2d) for a in after) or (isinstance(op, FloatConv) and op.groups != 1):
+        raise UnsupportedError(f"{t.origin or 'a linear layer'}: its output is concatenated with a "
+                               "flatten or grouped convolution before the next activation; insert an "
+                               "activation before the concatenation")
+    w = np.zeros((total,) + op.weight.shape[1:], np.float64)
+    w[offset: offset + op.weight.shape[0]] = op.weight
+    return t.ops[:idx] + (op.with_weight(w),) + after
 
 
 def _per_channel(g: np.ndarray, shape: Shape) -> np.ndarray:

@@ -241,6 +241,20 @@ def lower_neg(low, node, args, kwargs, out):
     return low.expr(node, args[0]).scale(-1.0, low.where(node))
 
 
+def lower_cat(low, node, args, kwargs, out):
+    """torch.cat / torch.concat along the channel (or feature) dimension."""
+    tensors = _arg(args, kwargs, 0, "tensors")
+    dim = _arg(args, kwargs, 1, "dim", 0)
+    where = low.where(node)
+    if not isinstance(tensors, (list, tuple)) or not all(isinstance(t, Expr) for t in tensors):
+        raise UnsupportedError(f"{where}: concatenates a constant with model tensors; only tensors "
+                               "computed from the input can be concatenated")
+    if not isinstance(dim, int) or dim % out.ndim != 1:
+        raise UnsupportedError(f"{where}: concatenates along dim {dim}; only the channel dimension "
+                               "(dim 1 of [B, C, H, W] or [B, N]) is supported")
+    return Expr.concat(list(tensors), where)
+
+
 MAXPOOL_HINT = ("max pooling has no integrate-and-fire equivalent; replace it by average pooling "
                 "(spikec.compiler.replace_maxpool(model) swaps nn.MaxPool2d for nn.AvgPool2d) and retrain")
 
@@ -287,6 +301,9 @@ FUNCTIONS = {
     operator.itruediv: lower_div,
     torch.div: lower_div,
     operator.neg: lower_neg,
+    torch.cat: lower_cat,
+    torch.concat: lower_cat,
+    torch.concatenate: lower_cat,
     getattr: lower_shape_query,
 }
 

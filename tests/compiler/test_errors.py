@@ -108,16 +108,32 @@ def test_unsupported_functional_names_function_and_line():
         compile_(Net())
 
 
-def test_concatenation_is_unsupported():
+def test_concatenation_only_along_channels():
     class Net(nn.Module):
-        def __init__(self):
+        def __init__(self, dim):
             super().__init__()
+            self.dim = dim
             self.fc = nn.Linear(128, 10)
 
         def forward(self, x):
-            return self.fc(torch.cat([F.relu(x), F.relu(-x)], 1).flatten(1))
+            return self.fc(torch.cat([F.relu(x), F.relu(-x)], self.dim).flatten(1))
 
-    with pytest.raises(UnsupportedError, match=r"torch\.cat"):
+    compile_(Net(1))   # channels: supported
+    with pytest.raises(UnsupportedError, match=r"torch\.cat at test_errors\.py:\d+\): concatenates along dim 2"):
+        compile_(Net(2))
+
+
+def test_concatenation_with_a_constant_is_refused():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("extra", torch.ones(2, 1, 8, 8))
+            self.fc = nn.Linear(128, 10)
+
+        def forward(self, x):
+            return self.fc(F.relu(torch.cat([x, self.extra], 1)).flatten(1))   # the example has batch 2
+
+    with pytest.raises(UnsupportedError, match="concatenates a constant"):
         compile_(Net())
 
 

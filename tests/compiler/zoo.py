@@ -86,6 +86,57 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
+class DenseCat(nn.Module):
+    """DenseNet-style: every conv reads the channel concatenation of all earlier feature maps, with
+    BN-ReLU on the concatenation (pre-activation), nested concatenations and an average pool and
+    flatten of a concatenation into the classifier."""
+
+    def __init__(self, kind="qcfs"):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6), act(kind))
+        self.c1 = nn.Sequential(nn.Conv2d(6, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), act(kind))
+        self.bn = nn.BatchNorm2d(10)
+        self.act = act(kind)
+        self.c2 = nn.Conv2d(10, 4, 3, padding=1)
+        self.act2 = act(kind)
+        self.pool = nn.AvgPool2d(2)
+        self.fc = nn.Linear(14 * 4 * 4, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        z = torch.cat([x, self.c1(x)], 1)                   # 10 channels
+        w = self.act2(self.c2(self.act(self.bn(z))))
+        u = torch.cat((z, w), dim=1)                        # 14 channels: a concat of a concat
+        return self.fc(torch.flatten(self.pool(u), 1))
+
+
+class InceptionCat(nn.Module):
+    """Inception-style: parallel 1x1 / 3x3 / 5x5 branches concatenated and average-pooled *before*
+    their shared BN and activation (each branch's conv then writes its slice of the joint layer),
+    and a vector concatenation feeding the classifier."""
+
+    def __init__(self, kind="relu"):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), act(kind))
+        self.b1 = nn.Conv2d(6, 4, 1)
+        self.b3 = nn.Conv2d(6, 4, 3, padding=1)
+        self.b5 = nn.Conv2d(6, 2, 5, padding=2)
+        self.pool1 = nn.AvgPool2d(2)
+        self.bn = nn.BatchNorm2d(10)
+        self.act = act(kind)
+        self.pool = nn.AdaptiveAvgPool2d(2)                # (10, 4, 4) -> (10, 2, 2)
+        self.f1 = nn.Linear(40, 12)
+        self.f2 = nn.Linear(40, 8)
+        self.act_f = act(kind)
+        self.fc = nn.Linear(20, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.act(self.bn(self.pool1(torch.concat([self.b1(x), self.b3(x), self.b5(x)], 1))))
+        v = torch.flatten(self.pool(y), 1)
+        return self.fc(self.act_f(torch.cat([self.f1(v), self.f2(v)], 1)))
+
+
 class GroupedDilated(nn.Module):
     """Grouped, dilated, strided convs with odd (asymmetric per axis) paddings and kernels."""
 
@@ -141,6 +192,7 @@ FACTORIES = {
     "mlp": (mlp, 8, "robust"), "lenet": (lenet, 10, "maxnorm"), "vgg": (vgg, 5, "qcfs"),
     "resnet": (ResNet, 5, "qcfs"), "grouped": (GroupedDilated, 6, "opi"),
     "functional": (Functional, 5, "robust"), "inputbn": (InputBN, 8, "robust"),
+    "densecat": (DenseCat, 6, "qcfs"), "inceptioncat": (InceptionCat, 6, "robust"),
 }
 
 
