@@ -10,7 +10,8 @@ From the source model (forward hooks on its leaf modules, the same input as the 
 - AvgPool / AdaptiveAvgPool: one AC per window element; MaxPool: window - 1 comparisons, counted as
   ACs. Activations (ReLU, clipping) and functional ops (`x + y`, `F.relu`) are not counted.
 From the graph alone (no model): the equivalent ANN has MACs = synapses (nnz of each edge matrix)
-and one AC per neuron with a nonzero bias plus one per extra in-edge (residual adds).
+and one AC per neuron with a nonzero bias plus one per extra in-edge that reaches it (residual
+adds; edges of a channel concatenation reach disjoint neurons and add nothing).
 All figures are per inference (per sample).
 """
 
@@ -36,20 +37,23 @@ class AnnCounts:
         return dict(self.__dict__)
 
 
-def ann_from_graph(graph: Graph, synapses_per_edge: list[int]) -> AnnCounts:
+def ann_from_graph(graph: Graph, matrices: list) -> AnnCounts:
+    """matrices: each edge's sparse weight matrix [n_dst, n_src], in graph.edges order."""
     rows = []
-    for e, syn in zip(graph.edges, synapses_per_edge):
-        rows.append({"module": e.name, "type": "edge", "macs": syn, "acs": 0})
+    reached = {}   # population -> per-neuron count of in-edges with a synapse onto it
+    for e, m in zip(graph.edges, matrices):
+        rows.append({"module": e.name, "type": "edge", "macs": int(m.nnz), "acs": 0})
+        hit = (np.diff(m.tocsr().indptr) > 0).astype(np.int64)
+        reached[e.dst] = reached.get(e.dst, 0) + hit
     acs = 0
     for p in graph.populations:
         if not isinstance(p, (IF, Readout)):
             continue
-        n = int(np.prod(p.shape))
         biased = int(np.count_nonzero(broadcast_param(p.bias, p.shape)))
-        extra = n * (len(graph.in_edges(p.name)) - 1)
+        extra = int(np.maximum(np.asarray(reached.get(p.name, 0)) - 1, 0).sum())
         acs += biased + extra
         rows.append({"module": p.name, "type": "neurons", "macs": 0, "acs": biased + extra})
-    return AnnCounts("graph", float(sum(synapses_per_edge)), float(acs), None, rows)
+    return AnnCounts("graph", float(sum(int(m.nnz) for m in matrices)), float(acs), None, rows)
 
 
 def ann_input(graph: Graph, x: np.ndarray) -> np.ndarray:

@@ -193,7 +193,7 @@ def estimate(graph: Graph, inputs, steps: int, hardware: str | HardwareSpec = "l
     res = estimate_resources(graph, matrices, spec)
     messages = _messages(graph, pops, matrices, res)
     ann = ann_from_model(model, ann_input(graph, x)) if model is not None else \
-        ann_from_graph(graph, [int(m.nnz) for m in matrices])
+        ann_from_graph(graph, matrices)
     return _assemble(graph, spec, emodel, trace, x.shape[0], pops, edges, res, messages, ann)
 
 

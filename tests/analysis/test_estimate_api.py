@@ -13,11 +13,12 @@ import torch
 from rich.console import Console
 
 import spikec
-from spikec.analysis.ann import ann_from_model
+from spikec.analysis.ann import ann_from_graph, ann_from_model
 from spikec.analysis.plots import save_plots
 from spikec.analysis.report import print_estimate
 from spikec.errors import InputDataError, UnsupportedError
 from spikec.ir import IF, Conv2d, Dense, Edge, Flatten, Graph, Input, Readout, SumPool2d
+from spikec.ir.connectivity import edge_matrix
 from spikec.trace import Trace
 
 
@@ -148,3 +149,17 @@ def test_counts_from_other_backends_spikes(name, tmp_path):
     assert [(e.sops, e.input_macs) for e in other.edges] == [(e.sops, e.input_macs) for e in ref.edges]
     assert [(r.updates_active, r.spikes) for r in other.layers] == [(r.updates_active, r.spikes)
                                                                      for r in ref.layers]
+
+
+def test_ann_from_graph_counts_adds_only_where_edges_overlap():
+    """A residual join adds two currents per neuron; concatenated sources reach disjoint neurons."""
+    graph = Graph(
+        [Input("x", (4,)), IF("a", (3,), theta=np.array(2)), IF("b", (4,), theta=np.array(2), bias=np.array(1)),
+         Readout("out", (2,))],
+        [Edge("x", "a", (Dense(np.ones((3, 4), np.int64)),)),
+         Edge("x", "b", (Dense(np.diag([1, 1, 1, 0])),)),                          # reaches b[0..2]
+         Edge("a", "b", (Dense(np.array([[0, 0, 0], [0, 0, 0], [1, 0, 0], [0, 2, 0]])),)),  # b[2..3]
+         Edge("b", "out", (Dense(np.ones((2, 4), np.int64)),))]).validate()
+    ann = ann_from_graph(graph, [edge_matrix(e, graph.node(e.src).shape) for e in graph.edges])
+    assert ann.macs == 12 + 3 + 2 + 8
+    assert ann.acs == 4 + 1    # b's four biases + one neuron (b[2]) where two edges meet
