@@ -170,7 +170,8 @@ def test_pool_conv_folding_is_exact(seed):
 
 
 def residual_graph() -> Graph:
-    """a fits stock LIF for a known run length; b, c need SpikecIF; a skip edge with a delay."""
+    """a fits stock LIF for a known run length; b, c need SpikecIF; a skip edge with a delay and a
+    weight exponent."""
     inp = Input("x", (2, 5, 5), encoding="spikes")
     a = IF("a", (3, 5, 5), theta=np.int64(2), reset="zero")
     b = IF("b", (3, 5, 5), theta=np.int64(3), theta_neg=np.int64(3), bias_schedule=ints(1, -1, 2, (2, 3)))
@@ -178,7 +179,7 @@ def residual_graph() -> Graph:
     out = Readout("out", (4,), bias=np.int64(1))
     conv = lambda seed, c_in: Conv2d(ints(seed, -2, 3, (3, c_in, 3, 3)), padding=1)  # noqa: E731
     edges = [Edge("x", "a", (conv(2, 2),)), Edge("a", "b", (conv(3, 3),)), Edge("b", "c", (conv(4, 3),)),
-             Edge("a", "c", (Conv2d(ints(5, -2, 2, (3, 3, 1, 1))),), delay=1),
+             Edge("a", "c", (Conv2d(ints(5, -2, 2, (3, 3, 1, 1))),), delay=1, weight_exp=2),
              Edge("c", "out", (SumPool2d(2), Flatten(), Dense(ints(6, -3, 3, (4, 12)))))]
     return Graph([inp, a, b, c, out], edges).validate()
 
