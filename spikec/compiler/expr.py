@@ -221,7 +221,12 @@ class Expr:
 def _merge(a: Term, b: Term) -> Term | None:
     """One term equal to a + b (same source), or None if no single op chain computes it."""
     if a.embed != b.embed:
-        return None
+        # a weighted term (full output width) plus an identity term written into a channel slice
+        w, i = (a, b) if a.weighted else (b, a)
+        if not w.weighted or i.weighted or w.embed is not None or len(w.ops) != 1 or i.ops:
+            return None
+        op = _absorb_identity(w.ops[0], i.gain, i.embed)
+        return None if op is None else replace(w, ops=(op,))
     if not a.weighted and not b.weighted:
         if len(a.ops) == len(b.ops) and all(_same_geometry(x, y) for x, y in zip(a.ops, b.ops)):
             return replace(a, gain=a.gain + b.gain)
@@ -250,22 +255,36 @@ def _same_geometry(x, y) -> bool:
     return True
 
 
-def _absorb_identity(op, gain):
-    """op(x) + gain * x as one op: add gain on the tap that maps each output to the same input."""
+def _absorb_identity(op, gain, embed=None):
+    """op(x) + gain * x as one op: add gain on the tap that maps each output to the same input.
+    With embed = (offset, total), the identity writes input channel c to output channel offset + c."""
     w = op.weight.copy()
-    if isinstance(op, FloatDense):
-        if w.shape[0] != w.shape[1]:
+    if embed is not None:
+        offset, total = embed
+        if w.shape[0] != total or (isinstance(op, FloatConv) and op.groups != 1):
             return None
-        w[np.arange(w.shape[0]), np.arange(w.shape[0])] += channel_vector(gain, w.shape[0])
+    if isinstance(op, FloatDense):
+        n = w.shape[1]
+        if embed is None and w.shape[0] != n:
+            return None
+        rows = np.arange(n) + (0 if embed is None else embed[0])
+        w[rows, np.arange(n)] += channel_vector(gain, n)
         return op.with_weight(w)
     c_out, cg = w.shape[:2]
-    if op.stride != (1, 1) or c_out != cg * op.groups or c_out // op.groups != cg:
+    if embed is not None:
+        if op.stride != (1, 1):
+            return None
+    elif op.stride != (1, 1) or c_out != cg * op.groups or c_out // op.groups != cg:
         return None
     taps = []
     for p, d, k in zip(op.padding, op.dilation, w.shape[2:]):
         if p % d or not 0 <= p // d < k:
             return None
         taps.append(p // d)
+    if embed is not None:
+        chans = np.arange(cg)
+        w[embed[0] + chans, chans, taps[0], taps[1]] += channel_vector(gain, cg)
+        return op.with_weight(w)
     chans = np.arange(c_out)
     w[chans, chans % cg, taps[0], taps[1]] += channel_vector(gain, c_out)
     return op.with_weight(w)

@@ -4,7 +4,7 @@ runs the result bit for bit like the reference interpreter."""
 from __future__ import annotations
 
 import torch
-from zoo import DenseCat, InceptionCat
+from zoo import CatMix, DenseCat, InceptionCat
 
 import spikec
 from spikec.backends import available
@@ -40,7 +40,7 @@ def test_branches_concatenated_before_an_activation_write_their_own_channels():
 
 def test_every_backend_runs_concatenated_nets_bit_for_bit():
     backends = tuple(b for b in ("torch", "brian2", "lava") if b in available())
-    for model in (DenseCat("relu"), InceptionCat()):
+    for model in (DenseCat("relu"), InceptionCat(), CatMix()):
         torch.manual_seed(0)
         graph = _compile(model)
         report = spikec.verify(graph, graph.encode(X.numpy()), steps=4, backends=backends)

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from zoo import BasicBlock, DenseCat, Functional, GroupedDilated, InceptionCat, InputBN, ResNet, lenet, mlp, vgg
+from zoo import BasicBlock, CatMix, DenseCat, Functional, GroupedDilated, InceptionCat, InputBN, ResNet, lenet, mlp, vgg
 
 import spikec
 from spikec.compiler.bnfold import fold_batchnorm
@@ -104,7 +104,7 @@ def relu_resnet():
 MODELS = {"mlp": mlp, "lenet": lenet, "vgg": lambda: vgg("relu"), "resnet": relu_resnet,
           "grouped": GroupedDilated, "functional": Functional, "inputbn": InputBN, "prescaled": PreScaled,
           "clip": ClipNet, "channelclip": channel_clip_net, "bn1d": bn1d_net,
-          "densecat": lambda: DenseCat("relu"), "inceptioncat": InceptionCat,
+          "densecat": lambda: DenseCat("relu"), "inceptioncat": InceptionCat, "catmix": CatMix,
           "linear": lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 10))}
 
 

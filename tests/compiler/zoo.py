@@ -137,6 +137,34 @@ class InceptionCat(nn.Module):
         return self.fc(self.act_f(torch.cat([self.f1(v), self.f2(v)], 1)))
 
 
+class CatMix(nn.Module):
+    """Concatenation corner cases: one population concatenated with itself and scaled, a residual
+    addition of a concatenation onto a conv (the identity folds into the conv's taps, per slice),
+    and feature concatenation of a population with a linear branch, then of two populations."""
+
+    def __init__(self, kind="relu"):
+        super().__init__()
+        self.c = nn.Conv2d(1, 3, 3, padding=1)
+        self.e = nn.Conv2d(1, 3, 1)
+        self.d = nn.Conv2d(6, 6, 3, padding=1)
+        self.bn = nn.BatchNorm2d(6)
+        self.d2 = nn.Conv2d(6, 6, 3, padding=1)
+        self.f1 = nn.Linear(6 * 16, 8)
+        self.f2 = nn.Linear(6 * 16, 5)
+        self.fc = nn.Linear(21, 10)
+        self.acts = nn.ModuleList([act(kind) for _ in range(6)])
+
+    def forward(self, x):
+        h, g = self.acts[0](self.c(x)), self.acts[1](self.e(x))
+        z = torch.cat([h, h], 1) * 0.5
+        y = self.acts[2](self.bn(self.d(z)) + z)
+        y = self.acts[3](self.d2(y) + torch.cat([h, g], 1))
+        v = torch.flatten(F.avg_pool2d(y, 2), 1)
+        p = self.f1(v)
+        u = self.acts[4](torch.cat([p, self.f2(v)], 1))
+        return self.fc(torch.cat([u, self.acts[5](p)], 1))
+
+
 class GroupedDilated(nn.Module):
     """Grouped, dilated, strided convs with odd (asymmetric per axis) paddings and kernels."""
 
@@ -192,7 +220,7 @@ FACTORIES = {
     "mlp": (mlp, 8, "robust"), "lenet": (lenet, 10, "maxnorm"), "vgg": (vgg, 5, "qcfs"),
     "resnet": (ResNet, 5, "qcfs"), "grouped": (GroupedDilated, 6, "opi"),
     "functional": (Functional, 5, "robust"), "inputbn": (InputBN, 8, "robust"),
-    "densecat": (DenseCat, 6, "qcfs"), "inceptioncat": (InceptionCat, 6, "robust"),
+    "densecat": (DenseCat, 6, "qcfs"), "inceptioncat": (InceptionCat, 6, "robust"), "catmix": (CatMix, 6, "robust"),
 }
 
 
