@@ -1,7 +1,8 @@
-"""Small reference CNNs used by the benchmarks and examples."""
+"""Small reference networks (plain CNN, ResNet, DenseNet) used by the benchmarks, examples and tests."""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -22,3 +23,54 @@ def small_cnn(image_size: int = 28, channels: int = 32, blocks: int = 3, classes
         c_in = channels
     layers += [nn.Flatten(), nn.Linear(channels * size * size, classes)]
     return nn.Sequential(*layers)
+
+
+class _Residual(nn.Module):
+    """BasicBlock: conv-BN-act-conv-BN, plus the input (or a 1x1 conv-BN when the shape changes), act."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
+                                  nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out))
+        self.shortcut = nn.Identity() if stride == 1 and c_in == c_out else nn.Sequential(
+            nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.body(x) + self.shortcut(x))
+
+
+def small_resnet(channels: int = 16, classes: int = 10, in_channels: int = 1) -> nn.Sequential:
+    """A ResNet for 28x28 inputs: conv stem, residual blocks at `channels` (identity shortcut) and
+    2 x `channels` (stride 2, 1x1 conv shortcut), global average pooling, linear head."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(),
+        nn.AvgPool2d(2), _Residual(channels, channels, 1), _Residual(channels, 2 * channels, 2),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * channels, classes))
+
+
+class _DenseLayer(nn.Module):
+    """DenseNet layer: x -> cat([x, conv(act(bn(x)))]) (pre-activation, `growth` new channels)."""
+
+    def __init__(self, c_in: int, growth: int):
+        super().__init__()
+        self.new = nn.Sequential(nn.BatchNorm2d(c_in), nn.ReLU(), nn.Conv2d(c_in, growth, 3, 1, 1, bias=False))
+
+    def forward(self, x):
+        return torch.cat([x, self.new(x)], 1)
+
+
+def small_densenet(growth: int = 8, layers: int = 3, classes: int = 10, in_channels: int = 1) -> nn.Sequential:
+    """A DenseNet for 28x28 inputs: conv stem, two dense blocks of `layers` layers (channel
+    concatenation) joined by a BN-act-1x1 conv-average pool transition, global average pooling."""
+    c = 2 * growth
+    mods: list[nn.Module] = [nn.Conv2d(in_channels, c, 3, 1, 1, bias=False), nn.AvgPool2d(2)]
+    for block in range(2):
+        for _ in range(layers):
+            mods.append(_DenseLayer(c, growth))
+            c += growth
+        if block == 0:
+            mods += [nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, c // 2, 1, bias=False), nn.AvgPool2d(2)]
+            c //= 2
+    mods += [nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, classes)]
+    return nn.Sequential(*mods)
