@@ -28,6 +28,7 @@ import numpy as np
 from spikec.compiler.bounds import edge_interval, membrane_range, per_channel_extremes, scale_caps
 from spikec.compiler.floatir import FloatConv, FloatDense, FloatGraph, FloatLayer, is_weighted, weighted_index
 from spikec.compiler.methods import Policy
+from spikec.compiler.report import edge_keys
 from spikec.compiler.targets import Target
 from spikec.errors import ConversionError, OverflowRiskError
 from spikec.ir.graph import Graph
@@ -199,11 +200,11 @@ class LayerQuantizer:
         return theta
 
     def _apply(self, lay, edges, theta, bias):
-        ops_out, exps, w_err, w_ref, zeroed, clipped = [], [], 0.0, 0.0, 0, 0
+        ops_out, exps, per_edge, w_err, w_ref, zeroed, clipped = [], [], [], 0.0, 0.0, 0, 0
         tmax, tmin = self.target.weight_max, self.target.weight_min
         scaled = self._exponents(edges)
         for e in edges:
-            new, exp = [], 0
+            new, exp, e_err, e_ref = [], 0, 0.0, 0.0
             for op in e.ops:
                 if not is_weighted(op):
                     new.append(op)
@@ -215,15 +216,17 @@ class LayerQuantizer:
                 clipped += int(np.count_nonzero((w > tmax) | (w < tmin)))
                 w = np.clip(w, tmin, tmax).astype(np.int64)
                 zeroed += int(np.count_nonzero((w == 0) & (op.weight != 0)))
-                w_err += float(((w * 2 ** exp - exact) ** 2 / _row_gain(op, theta) ** 2).sum())
-                w_ref += float((op.weight ** 2).sum())
+                e_err += float(((w * 2 ** exp - exact) ** 2 / _row_gain(op, theta) ** 2).sum())
+                e_ref += float((op.weight ** 2).sum())
                 new.append(_to_ir(op, w))
             ops_out.append(tuple(new))
             exps.append(exp)
+            per_edge.append(math.sqrt(e_err / e_ref) if e_ref else 0.0)
+            w_err, w_ref = w_err + e_err, w_ref + e_ref
         b_int = np.rint(bias * _bias_gain(theta, bias, lay.shape)).astype(np.int64)
         b_leg, b_round, b_clip = legalize_bias(b_int, self.target)
         return {"ops": ops_out, "exps": exps, "bias": b_leg,
-                "weight_error": math.sqrt(w_err / w_ref) if w_ref else 0.0,
+                "weight_error": math.sqrt(w_err / w_ref) if w_ref else 0.0, "edge_errors": per_edge,
                 "clipped": {"weights": clipped, "bias": b_clip},
                 "rounded": {"weights_to_zero": zeroed, "bias_format": b_round}}
 
@@ -307,8 +310,10 @@ def quantize(fir: FloatGraph, target: Target, policy: Policy, *, input_bits: int
                                 **policy.readout_fields()))
             row.update(theta_float=None, theta=None, scale=theta, v_init=None)
             dst_unit = np.float64(1.0)
-        row["weight_scale"] = {e.src: _weight_scale(q.layers[e.src], theta, dst_unit) for e in in_edges}
-        row["weight_exp"] = {e.src: exp for e, exp in zip(in_edges, result["exps"])}
+        keys = edge_keys(in_edges)
+        row["weight_scale"] = {k: _weight_scale(q.layers[e.src], theta, dst_unit) for k, e in zip(keys, in_edges)}
+        row["weight_exp"] = dict(zip(keys, result["exps"]))
+        row["edge_weight_error"] = dict(zip(keys, result["edge_errors"]))
         row.update(weight_error=result["weight_error"], clipped=result["clipped"], rounded=result["rounded"],
                    limited_by=limited, start=None, notes=lay.notes)
         rows.append(jsonable(row))

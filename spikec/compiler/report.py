@@ -8,6 +8,17 @@ COLUMNS = ("name", "type", "source", "shape", "start", "fan_in", "theta_float", 
            "weight_error", "weight_exp", "clipped", "rounded", "limited_by")
 
 
+def edge_keys(edges) -> list[str]:
+    """One label per in-edge of a layer: its source, with #2, #3 ... for further edges from the same
+    source (a concatenation of several branches of one layer)."""
+    seen: dict[str, int] = {}
+    keys = []
+    for e in edges:
+        seen[e.src] = seen.get(e.src, 0) + 1
+        keys.append(e.src if seen[e.src] == 1 else f"{e.src}#{seen[e.src]}")
+    return keys
+
+
 def report(graph: Graph) -> list[dict]:
     """JSON-able rows (one per population, topological order) with the compiler's per-layer record.
 
@@ -22,7 +33,8 @@ def report(graph: Graph) -> list[dict]:
         row = {"name": name, "type": type(node).__name__, "shape": list(node.shape), "start": starts[name]}
         row.update({k: v for k, v in meta_rows.get(name, {}).items() if k != "start"})
         if graph.in_edges(name):   # from the graph itself, so hand-built graphs show it too
-            row["weight_exp"] = {e.src: int(e.weight_exp) for e in graph.in_edges(name)}
+            ins = graph.in_edges(name)
+            row["weight_exp"] = {k: int(e.weight_exp) for k, e in zip(edge_keys(ins), ins)}
         if name in bounds:
             row["safe_steps"] = bounds[name]["safe_steps"]
         rows.append(row)
