@@ -36,6 +36,9 @@ def test_branches_concatenated_before_an_activation_write_their_own_channels():
     assert [e.src for e in branches] == ["stem.1"] * 3
     written = [set((abs(e.ops[0].weight).sum(axis=(1, 2, 3)) > 0).nonzero()[0].tolist()) for e in branches]
     assert written[0] <= set(range(0, 4)) and written[1] <= set(range(4, 8)) and written[2] <= {8, 9}
+    row = next(r for r in graph.meta["layers"] if r["name"] == "act")
+    assert list(row["weight_exp"]) == list(row["edge_weight_error"]) == ["stem.1", "stem.1#2", "stem.1#3"]
+    assert next(r for r in spikec.compiler.report(graph) if r["name"] == "act")["weight_exp"] == row["weight_exp"]
 
 
 def test_every_backend_runs_concatenated_nets_bit_for_bit():

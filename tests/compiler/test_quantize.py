@@ -163,6 +163,7 @@ def test_residual_joins_get_per_edge_weight_exponents():
         assert branch.weight_exp == 0 and 1 <= shortcut.weight_exp <= LOIHI.weight_exp_max
         assert b["weight_exp"] == {branch.src: 0, shortcut.src: shortcut.weight_exp}
         assert b["weight_error"] < a["weight_error"] / 3
+        assert b["edge_weight_error"][branch.src] < a["edge_weight_error"][branch.src] / 3
     for e in scaled.edges:
         for op in e.ops:
             if isinstance(op, (Conv2d, Dense)):
