@@ -59,7 +59,8 @@ def fold_batchnorm(gm: fx.GraphModule) -> fx.GraphModule:
         if bn.running_mean is None or bn.num_features != layer.weight.shape[0]:
             continue
         gain, shift = bn_affine(bn, node.target)
-        _install(gm, prev.target, _fused(layer, gain, shift))
+        modules[prev.target] = _fused(layer, gain, shift)   # a second BN in a row folds into this one
+        _install(gm, prev.target, modules[prev.target])
         node.replace_all_uses_with(prev)
         gm.graph.erase_node(node)
         changed = True

@@ -176,16 +176,16 @@ class Expr:
                                    "only same-shape additions (residual connections) are supported")
         terms = list(self.terms)
         for t in other.terms:
-            same = [i for i, s in enumerate(terms) if s.src == t.src]
-            if not same:
+            # fold into a term from the same source when one op chain can compute both (same
+            # embedding first); otherwise the two paths become two edges from that source
+            same = sorted((i for i, s in enumerate(terms) if s.src == t.src), key=lambda i: terms[i].embed != t.embed)
+            for i in same:
+                merged = _merge(terms[i], t)
+                if merged is not None:
+                    terms[i] = merged
+                    break
+            else:
                 terms.append(t)
-                continue
-            merged = _merge(terms[same[0]], t)
-            if merged is None:
-                raise UnsupportedError(f"{where}: two different paths from {t.src} meet at one addition "
-                                       "with no activation on either, and they cannot be merged into one "
-                                       "synapse op; insert an activation on one path")
-            terms[same[0]] = merged
         if self.bias is None or other.bias is None:
             bias = self.bias if other.bias is None else other.bias
         else:

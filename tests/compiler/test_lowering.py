@@ -137,6 +137,17 @@ def test_bn_folding_is_exact_and_pure():
         torch.testing.assert_close(folded(x), model(x), rtol=1e-5, atol=1e-5)
 
 
+def test_two_batchnorms_in_a_row_fold_into_the_conv():
+    """Regression: the second BN was folded into the original conv, dropping the first."""
+    model = randomize_bn(nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2), nn.BatchNorm2d(2), nn.Flatten()), 1)
+    x = torch.rand(3, 1, 8, 8)
+    folded = fold_batchnorm(trace(model, x))
+    assert not any(n.op == "call_module" and isinstance(folded.get_submodule(n.target), nn.BatchNorm2d)
+                   for n in folded.graph.nodes)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), model(x), rtol=1e-5, atol=1e-5)
+
+
 def test_compile_does_not_modify_the_model():
     torch.manual_seed(0)
     model = randomize_bn(ResNet(kind="relu")).train()
