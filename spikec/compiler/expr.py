@@ -318,10 +318,17 @@ def _embedded(t: Term) -> tuple:
         return t.ops + (op,)
     idx = weighted_index(t.ops)
     op, after = t.ops[idx], t.ops[idx + 1:]
-    if not all(isinstance(a, SumPool2d) for a in after) or (isinstance(op, FloatConv) and op.groups != 1):
-        raise UnsupportedError(f"{t.origin or 'a linear layer'}: its output is concatenated with a "
-                               "flatten or grouped convolution before the next activation; insert an "
-                               "activation before the concatenation")
+    shapes = chain_shapes(t.ops, t.src_shape)
+    flat = [j for j, a in enumerate(after) if isinstance(a, Flatten)]
+    if flat and isinstance(op, FloatConv):   # the feature slice must be whole channel planes
+        plane = int(np.prod(shapes[idx + 1 + flat[0]][1:]))
+        offset, total = (offset // plane, total // plane) if offset % plane == total % plane == 0 else (-1, -1)
+    if (offset < 0 or not all(isinstance(a, (SumPool2d, Flatten)) for a in after)
+            or (isinstance(op, FloatConv) and op.groups != 1)):
+        raise UnsupportedError(f"{t.origin or 'a linear layer'}: its output is concatenated in a way no "
+                               "single synapse op can write (a grouped convolution, or a flattened "
+                               "convolution's features not aligned to whole channels) before the next "
+                               "activation; insert an activation before the concatenation")
     w = np.zeros((total,) + op.weight.shape[1:], np.float64)
     w[offset: offset + op.weight.shape[0]] = op.weight
     return t.ops[:idx] + (op.with_weight(w),) + after
