@@ -25,9 +25,10 @@ def test_export_example(tmp_path):
 
 @pytest.mark.slow
 def test_verify_example(tmp_path):
-    run_script([ROOT / "examples/verify_resnet.py", "--quick", "--out", tmp_path], tmp_path)
-    report = json.loads((tmp_path / "resnet_verify.json").read_text())
-    assert report["equal"] is True and len(report["rows"]) > 0
+    run_script([ROOT / "examples/verify_networks.py", "--quick", "--out", tmp_path], tmp_path)
+    for name in ("resnet", "densenet"):
+        report = json.loads((tmp_path / f"{name}_verify.json").read_text())
+        assert report["equal"] is True and len(report["rows"]) > 0
 
 
 @pytest.mark.slow
