@@ -7,32 +7,12 @@ small DenseNet (channel concatenations).
 import argparse
 from pathlib import Path
 
-from torch import nn
-
 import spikec
 from spikec.analysis.verify_view import plot_equivalence, print_verify
 from spikec.backends import available
 from spikec.datasets import digits
-from spikec.models import small_densenet
+from spikec.models import small_densenet, small_resnet
 from spikec.quantize import replace_relu, train
-
-
-class Block(nn.Module):
-    """A ResNet BasicBlock with a 1x1 stride-2 downsample shortcut."""
-
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-        self.relu2 = nn.ReLU()
-
-    def forward(self, x):
-        return self.relu2(self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x))))) + self.down(x))
-
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--quick", action="store_true")
@@ -42,10 +22,8 @@ out = Path(args.out)
 out.mkdir(parents=True, exist_ok=True)
 
 data = digits()
-resnet = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), Block(8, 8, 2),
-                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
 all_equal = True
-for name, model in (("resnet", resnet), ("densenet", small_densenet(growth=4, layers=2))):
+for name, model in (("resnet", small_resnet(channels=8)), ("densenet", small_densenet(growth=4, layers=2))):
     replace_relu(model, kind="qcfs", levels=4, threshold=1.0)
     train(model, (data.x_train, data.y_train), epochs=4 if args.quick else 15, lr=0.1, batch_size=64)
     graph = spikec.compile(model, data.x_test[:1], method="qcfs")

@@ -25,7 +25,7 @@ def small_cnn(image_size: int = 28, channels: int = 32, blocks: int = 3, classes
     return nn.Sequential(*layers)
 
 
-class _Residual(nn.Module):
+class ResidualBlock(nn.Module):
     """BasicBlock: conv-BN-act-conv-BN, plus the input (or a 1x1 conv-BN when the shape changes), act."""
 
     def __init__(self, c_in: int, c_out: int, stride: int):
@@ -45,7 +45,7 @@ def small_resnet(channels: int = 16, classes: int = 10, in_channels: int = 1) ->
     2 x `channels` (stride 2, 1x1 conv shortcut), global average pooling, linear head."""
     return nn.Sequential(
         nn.Conv2d(in_channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(),
-        nn.AvgPool2d(2), _Residual(channels, channels, 1), _Residual(channels, 2 * channels, 2),
+        nn.AvgPool2d(2), ResidualBlock(channels, channels, 1), ResidualBlock(channels, 2 * channels, 2),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * channels, classes))
 
 
