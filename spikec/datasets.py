@@ -1,4 +1,5 @@
-"""Small datasets that ship inside installed packages (no download), as float tensors.
+"""Data sets as float tensors: small ones that ship inside installed packages (no download), and
+CIFAR-10 from a path the user gives (`cifar10`, see spikec/cifar.py).
 
 Normalisation (both datasets): pixel / maximum pixel value, so inputs lie in [0, 1] (MNIST
 / 255, sklearn digits / 16); no mean/std shift, so inputs stay non-negative and an integer input
@@ -8,12 +9,21 @@ Splits are fixed: a permutation from numpy's default_rng(seed) with seed 0 unles
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
+from spikec.cifar import CLASSES as CIFAR10_CLASSES
+from spikec.cifar import balanced_subset, cifar10
 from spikec.errors import InputDataError
+
+CIFAR10_SUBSET = Path(__file__).resolve().parent / "data" / "cifar10-test-1000.tar.gz"
+"""1,000 CIFAR-10 test images (100 per class) shipped with spikec; see spikec/data/README.md."""
+
+__all__ = ["Split", "mnist_subset", "digits", "cifar10", "balanced_subset", "CIFAR10_CLASSES", "load_labelled", "CIFAR10_SUBSET"]
 
 
 class Split(NamedTuple):
@@ -50,3 +60,25 @@ def digits(seed: int = 0) -> Split:
 
     data = load_digits()
     return _split(data.images.reshape(-1, 1, 8, 8) / 16.0, data.target, 1437, seed)
+
+
+def load_labelled(path: str | os.PathLike, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
+    """Images and labels from a path: an .npz with arrays `x` (images) and `y` (labels), the names
+    "digits" / "mnist-subset" (the packaged data sets' test split), or anything `cifar10` reads."""
+    text = str(path)
+    if text in ("digits", "mnist-subset"):
+        split_data = digits() if text == "digits" else mnist_subset()
+        return (split_data.x_train, split_data.y_train) if split == "train" else (split_data.x_test, split_data.y_test)
+    p = Path(path)
+    if p.suffix == ".npz":
+        if not p.is_file():
+            raise InputDataError(f"{p}: no such file")
+        try:
+            with np.load(p) as z:
+                if "x" not in z or "y" not in z:
+                    raise InputDataError(f"{p}: a labelled .npz needs arrays 'x' (images) and 'y' (labels); "
+                                         f"found {sorted(z.files) or 'none'}")
+                return torch.from_numpy(z["x"]), torch.from_numpy(z["y"].astype(np.int64))
+        except (OSError, ValueError) as err:
+            raise InputDataError(f"{p}: unreadable .npz ({err})") from err
+    return cifar10(p, split)

@@ -1,6 +1,10 @@
-"""Small reference networks (plain CNN, ResNet, DenseNet) used by the benchmarks, examples and tests."""
+"""Reference networks: small MNIST-size CNN, ResNet and DenseNet for benchmarks, examples and tests,
+and the CIFAR-10 models (ResNet-20, a VGG-style net) whose trained weights ship in spikec/pretrained."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -74,3 +78,64 @@ def small_densenet(growth: int = 8, layers: int = 3, classes: int = 10, in_chann
             c //= 2
     mods += [nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, classes)]
     return nn.Sequential(*mods)
+
+
+def resnet20(classes: int = 10, width: int = 16) -> nn.Sequential:
+    """The CIFAR ResNet-20 of He et al. (2016): a 3x3 conv stem and three stages of three basic
+    blocks at `width`, 2x and 4x `width` channels (16-32-64), stride 2 at the start of stages two
+    and three with 1x1 conv-BN shortcuts ("option B"), global average pooling and a linear head.
+    0.27 M parameters; 41 M multiply-accumulates per 32x32 image."""
+    layers: list[nn.Module] = [nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+    c_in = width
+    for stage in range(3):
+        c_out = width << stage
+        for block in range(3):
+            layers.append(ResidualBlock(c_in, c_out, 2 if stage > 0 and block == 0 else 1))
+            c_in = c_out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, classes)]
+    return nn.Sequential(*layers)
+
+
+def vgg_small(classes: int = 10, widths: tuple[int, ...] = (32, 64, 128)) -> nn.Sequential:
+    """A VGG-style CIFAR net sized to train on a CPU: for each width two Conv3x3-BN-ReLU layers and
+    a 2x2 average pool (32 -> 16 -> 8 -> 4), then a linear head. Average pooling, not max pooling,
+    as in the conversion papers' VGG models. 0.29 M parameters; 38 M MACs per 32x32 image."""
+    layers: list[nn.Module] = []
+    c_in = 3
+    for width in widths:
+        for _ in range(2):
+            layers += [nn.Conv2d(c_in, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+            c_in = width
+        layers.append(nn.AvgPool2d(2))
+    size = 32 >> len(widths)
+    layers += [nn.Flatten(), nn.Linear(c_in * size * size, classes)]
+    return nn.Sequential(*layers)
+
+
+PRETRAINED = Path(__file__).resolve().parent / "pretrained"
+
+
+def pretrained(name: str) -> nn.Module:
+    """A trained model shipped in spikec/pretrained (e.g. "cifar10_resnet20_qcfs"), in eval mode.
+
+    Its JSON record says the architecture, activation kind and levels, and how it was trained
+    (command, seed, epochs, wall time, ANN test accuracy); see docs/cifar10.md.
+    """
+    from spikec.errors import InputDataError
+    from spikec.quantize import replace_relu
+
+    record_file = PRETRAINED / f"{name}.json"
+    if not record_file.exists():
+        known = sorted(p.stem for p in PRETRAINED.glob("*.json"))
+        raise InputDataError(f"no pretrained model {name!r}; shipped: {', '.join(known) or 'none'}")
+    record = json.loads(record_file.read_text())
+    model = {"resnet20": resnet20, "vgg_small": vgg_small}[record["model"]]()
+    if record["kind"] != "relu":
+        model = replace_relu(model, kind=record["kind"], levels=record["levels"])
+    model.load_state_dict(torch.load(PRETRAINED / f"{name}.pt", weights_only=True))
+    return model.eval()
+
+
+def pretrained_record(name: str) -> dict:
+    """The JSON training record of a shipped model."""
+    return json.loads((PRETRAINED / f"{name}.json").read_text())

@@ -28,6 +28,8 @@ class Trace:
     saturations: dict[str, int] = field(default_factory=dict)
     voltages: dict[str, np.ndarray] | None = None
     backend: str = ""
+    outputs: np.ndarray | None = None
+    spike_counts: dict[str, int] | None = None
 
     @property
     def hardware_steps(self) -> int:

@@ -70,3 +70,29 @@ def plot_energy(est: Estimate, folder) -> Path:
 def save_plots(est: Estimate, folder) -> list[Path]:
     """All three plots into `folder`; returns their paths."""
     return [plot_sops(est, folder), plot_firing_rates(est, folder), plot_energy(est, folder)]
+
+
+def accuracy_vs_steps(curves: dict, path, ann=None, title: str = "") -> Path:
+    """Line plot of accuracy (%) against evaluated steps T (log2 axis).
+
+    curves: {label: (T values, accuracies)}; ann: the ANN accuracy (a dashed line), or
+    {label: accuracy} for several ANNs.
+    """
+    fig = _figure()
+    ax = fig.add_subplot()
+    for label, (ts, accs) in curves.items():
+        ax.plot(ts, accs, marker="o", markersize=3, label=label)
+    anns = {"ANN": ann} if isinstance(ann, (int, float)) else dict(ann or {})
+    for i, (label, value) in enumerate(anns.items()):
+        ax.axhline(value, linestyle="--", linewidth=1, color=f"C{i % 10}" if len(anns) > 1 else "gray",
+                   label=f"{label} {value:.1f} %")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("evaluated time steps T")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title or "Accuracy against time steps")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return path

@@ -13,7 +13,8 @@ def why_unavailable() -> str:
     return ""
 
 
-def run(graph, inputs, steps, record=False, record_v=False, **options):
+def run(graph, inputs, steps, record=False, record_v=False, every_step=False, count_spikes=False, **options):
     if options:
         raise TypeError(f"the reference backend takes no options, got {sorted(options)}")
-    return run_reference(graph, inputs, steps, record=record, record_v=record_v)
+    return run_reference(graph, inputs, steps, record=record, record_v=record_v, every_step=every_step,
+                         count_spikes=count_spikes)

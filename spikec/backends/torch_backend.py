@@ -52,9 +52,13 @@ def why_unavailable() -> str:
 CHUNK_NEURON_STEPS = {"int8": 2 ** 25, "float": 2 ** 23}
 
 
-def run(graph, inputs, steps, record=False, record_v=False, device=None, chunk=None) -> Trace:
+def run(graph, inputs, steps, record=False, record_v=False, device=None, chunk=None, every_step=False,
+        count_spikes=False) -> Trace:
     """Run `graph` on integer `inputs` for `steps` evaluated steps; same result as the reference.
 
+    every_step: also return the readout after each evaluated step (Trace.outputs [T, B, n_out]),
+            so one run to T gives the result of every shorter run.
+    count_spikes: also return each IF layer's total |spikes| over all hardware steps.
     device: None or "cpu" (default), "cuda", or a torch.device.
     chunk:  samples processed together (default: sized from CHUNK_NEURON_STEPS on CPU, split into
             equal parts; all at once on CUDA). Results do not depend on it.
@@ -75,7 +79,8 @@ def run(graph, inputs, steps, record=False, record_v=False, device=None, chunk=N
     workspace = ops.Workspace(dev)
     chains = {id(e): ops.Chain(e.ops, workspace, e.weight_exp) for e in graph.edges}
     with ops.exact_math(dev), torch.no_grad():
-        parts = [_Run(graph, x[i:i + chunk], steps, record, record_v, chains, workspace).execute()
+        parts = [_Run(graph, x[i:i + chunk], steps, record, record_v, chains, workspace,
+                      every_step, count_spikes).execute()
                  for i in range(0, len(x), chunk)]
     return parts[0] if len(parts) == 1 else _concat(parts)
 
@@ -86,9 +91,12 @@ def _concat(parts: list[Trace]) -> Trace:
     join = lambda get: None if get(first) is None else {  # noqa: E731
         name: np.concatenate([get(p)[name] for p in parts], axis=1) for name in get(first)}
     saturations = {name: sum(p.saturations[name] for p in parts) for name in first.saturations}
+    outputs = None if first.outputs is None else np.concatenate([p.outputs for p in parts], axis=1)
+    counts = None if first.spike_counts is None else {
+        name: sum(p.spike_counts[name] for p in parts) for name in first.spike_counts}
     return Trace(output=np.concatenate([p.output for p in parts]), steps=first.steps,
                  latency=first.latency, spikes=join(lambda p: p.spikes), saturations=saturations,
-                 voltages=join(lambda p: p.voltages), backend=NAME)
+                 voltages=join(lambda p: p.voltages), backend=NAME, outputs=outputs, spike_counts=counts)
 
 
 @dataclass
@@ -108,11 +116,14 @@ class _Run:
     """One chunk of a batch, run population by population."""
 
     def __init__(self, graph, x: np.ndarray, steps: int, record: bool, record_v: bool, chains: dict,
-                 workspace):
+                 workspace, every_step: bool = False, count_spikes: bool = False):
         self.chains = chains   # {id(edge): Chain}, shared by the chunks of a run
         self.workspace = workspace
         self.graph, self.steps, self.device = graph, steps, workspace.device
         self.record, self.record_v = record, record_v
+        self.every_step, self.count_spikes = every_step, count_spikes
+        self.outputs: list[torch.Tensor] = []
+        self.spike_counts: dict[str, int] = {}
         self.x = x
         self.batch = x.shape[0]
         self.total = graph.hardware_steps(steps)
@@ -146,7 +157,7 @@ class _Run:
             self.v_bound[layer.name] = min(reach, limit)
             self.drive_bound[layer.name] = drive
         last: dict[str, int] = {}
-        keep_all = self.record or self.record_v
+        keep_all = self.record or self.record_v or self.count_spikes
         for name in reversed(self.order):
             node = g.nodes[name]
             if node is g.readout or (node is not inp and (keep_all or self.may_saturate[name])):
@@ -168,7 +179,9 @@ class _Run:
         output = self._run_readout()
         return Trace(output=output, steps=self.steps, latency=g.latency,
                      spikes=self.spikes if self.record else None, saturations=self.saturations,
-                     voltages=self.volts if self.record_v else None, backend=NAME)
+                     voltages=self.volts if self.record_v else None, backend=NAME,
+                     outputs=torch.stack(self.outputs).numpy() if self.every_step else None,
+                     spike_counts=self.spike_counts if self.count_spikes else None)
 
     def _emit_input(self) -> None:
         inp = self.graph.input
@@ -225,6 +238,8 @@ class _Run:
                          clamp=self.may_saturate[name], record_v=self.record_v, out=out)
         self.series[name] = _Series(first, result.spikes, 1, nonneg=layer.theta_neg is None)
         self.saturations[name] = result.saturations
+        if self.count_spikes:
+            self.spike_counts[name] = int(result.spikes.abs().sum())
         if self.record:
             full = torch.zeros((self.total,) + shape, dtype=torch.int8)
             full[first - 1: first - 1 + n] = result.spikes.to("cpu", torch.int8)
@@ -294,7 +309,7 @@ class _Run:
         bias = torch.as_tensor(np.broadcast_to(out.bias, out.shape).copy())
         per_step = sum(self.chains[id(e)].bounds(self.emit_bound[e.src])[0]
                        for e in self.graph.in_edges(out.name)) + ops.max_abs(out.bias)
-        if self.steps * per_step <= limit:
+        if self.steps * per_step <= limit and not self.every_step:
             acc = self._summed_input(first, last) + self.steps * bias
             self.saturations[out.name] = 0
             return acc.numpy()
@@ -312,6 +327,8 @@ class _Run:
             acc += current + bias
             saturated += int((acc.abs() > limit).sum())
             acc.clamp_(-limit, limit)
+            if self.every_step:
+                self.outputs.append(acc.clone())
         self.saturations[out.name] = saturated
         return acc.numpy()
 

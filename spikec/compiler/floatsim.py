@@ -39,8 +39,9 @@ def _param(value, shape, dtype) -> torch.Tensor:
     return torch.from_numpy(np.broadcast_to(arr, shape).copy()).to(dtype)
 
 
-def simulate(fir: FloatGraph, inputs, steps: int, dtype=torch.float64) -> np.ndarray:
-    """Readout of the normalized float IR summed over `steps` steps, [B, N] float64 (logit units).
+def simulate(fir: FloatGraph, inputs, steps: int, dtype=torch.float64, every_step: bool = False) -> np.ndarray:
+    """Readout of the normalized float IR summed over `steps` steps, [B, N] float64 (logit units);
+    with every_step=True the readout after each step, [steps, B, N].
 
     inputs: the integer input of the compiled graph (graph.encode(x)), as float values.
     dtype: torch.float64 (default) or torch.float32 (faster, rounding ~1e-7 relative).
@@ -61,6 +62,7 @@ def simulate(fir: FloatGraph, inputs, steps: int, dtype=torch.float64) -> np.nda
         const[lay.name] = sum((_apply(e.ops, x) for e in fir.in_edges(lay.name) if e.src == inp.name),
                               torch.zeros((batch,) + lay.shape, dtype=dtype))
     acc = None
+    history = []
     for _ in range(steps):
         out = {}
         for lay in fir.layers:
@@ -77,7 +79,9 @@ def simulate(fir: FloatGraph, inputs, steps: int, dtype=torch.float64) -> np.nda
                 out[lay.name] = s
             else:
                 acc = cur if acc is None else acc + cur
-    return acc.double().numpy()
+        if every_step:
+            history.append(acc.double())
+    return torch.stack(history).numpy() if every_step else acc.double().numpy()
 
 
 def ann_forward(fir: FloatGraph, x) -> np.ndarray:

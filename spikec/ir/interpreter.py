@@ -64,8 +64,11 @@ class _IFState:
 
 
 def run_reference(graph: Graph, inputs, steps: int, record: bool = False,
-                  record_v: bool = False) -> Trace:
-    """Run `graph` on a batch of integer inputs for `steps` evaluated readout steps."""
+                  record_v: bool = False, every_step: bool = False, count_spikes: bool = False) -> Trace:
+    """Run `graph` on a batch of integer inputs for `steps` evaluated readout steps.
+
+    every_step: also return the readout after each evaluated step (Trace.outputs);
+    count_spikes: also return each IF layer's total |spikes| (Trace.spike_counts)."""
     graph.validate()
     x = graph.check_inputs(inputs, steps)
     batch = x.shape[0]
@@ -81,6 +84,8 @@ def run_reference(graph: Graph, inputs, steps: int, record: bool = False,
     acc = np.zeros((batch,) + readout.shape, np.int64)
     acc_limit = 2 ** (readout.state_bits - 1) - 1
     acc_sat = 0
+    outputs: list[np.ndarray] = []
+    counts = {name: 0 for name in states}
     out_bias = broadcast_param(readout.bias, readout.shape)
     zeros = {p.name: np.zeros((batch,) + p.shape, np.int64) for p in graph.populations}
 
@@ -103,6 +108,7 @@ def run_reference(graph: Graph, inputs, steps: int, record: bool = False,
             elif isinstance(node, IF):
                 k = t - starts[name] + 1
                 emitted = states[name].step(current(name, t), k) if k >= 1 else zeros[name]
+                counts[name] += int(np.abs(emitted).sum())
                 if record_v:
                     volts[name].append(states[name].v.copy())
             else:
@@ -111,6 +117,7 @@ def run_reference(graph: Graph, inputs, steps: int, record: bool = False,
                     summed = acc + current(name, t) + out_bias
                     acc = np.clip(summed, -acc_limit, acc_limit)
                     acc_sat += int(np.count_nonzero(acc != summed))
+                    outputs.append(acc.copy())
                 emitted = zeros[name]
             history[name].append(emitted)
     saturations = {name: st.saturations for name, st in states.items()}
@@ -120,4 +127,6 @@ def run_reference(graph: Graph, inputs, steps: int, record: bool = False,
         spikes = {name: np.stack(history[name][1:]).astype(np.int8) for name in states}
     voltages = {name: np.stack(v) for name, v in volts.items()} if record_v else None
     return Trace(output=acc, steps=steps, latency=graph.latency, spikes=spikes,
-                 saturations=saturations, voltages=voltages, backend="reference")
+                 saturations=saturations, voltages=voltages, backend="reference",
+                 outputs=np.stack(outputs) if every_step else None,
+                 spike_counts=counts if count_spikes else None)

@@ -1,0 +1,170 @@
+"""Train a CIFAR-10 model for conversion (never run in CI; the results ship in spikec/pretrained).
+
+    python benchmarks/train_cifar10.py --model resnet20 --kind qcfs --epochs 30
+    python benchmarks/train_cifar10.py --model vgg_small --kind relu --epochs 20
+    python benchmarks/train_cifar10.py --model vgg_small --kind qcfs --epochs 4 --lr 0.01 \
+        --finetune spikec/pretrained/cifar10_vgg_small_relu.pt      # the "from a ReLU model" path
+
+Recipe: random crop with 4-pixel zero padding and horizontal flip, SGD (momentum 0.9, Nesterov),
+weight decay 5e-4 (on every parameter, thresholds included, as in the QCFS code), batch 128,
+one linear warm-up epoch then a cosine schedule to 0, stepped per batch; bf16 autocast on the CPU
+(AMX) with channels-last tensors for speed, and the test accuracy measured in float32 at the end.
+Activations: `relu` (plain), `qcfs` (L levels) or `ecl` (learnable clip; L levels or --levels 0 for
+the pure clip). Thresholds start from data: the 99.9th percentile of each layer's input on 512
+training images (spikec.quantize.calibrate_thresholds); with --finetune, on the trained ReLU
+model's activations.
+
+Checkpoints every epoch to <out>/checkpoint.pt (resumed automatically); the log goes to stdout.
+At the end the state dict goes to spikec/pretrained/cifar10_<model>_<kind>.pt and a JSON beside it
+records the command, seed, epochs, wall time and the ANN test accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from spikec import datasets, models
+from spikec.quantize import calibrate_thresholds, replace_relu
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+
+def build(model_name: str, kind: str, levels: int | None) -> torch.nn.Module:
+    """The architecture with its activations swapped for `kind` (relu = unchanged)."""
+    net = getattr(models, model_name)()
+    return net if kind == "relu" else replace_relu(net, kind=kind, levels=levels)
+
+
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random 32x32 crop of the 4-pixel zero-padded batch, then a random horizontal flip."""
+    n = x.shape[0]
+    padded = F.pad(x, (4, 4, 4, 4))
+    dx, dy = torch.randint(0, 9, (2, n), generator=gen)
+    out = torch.stack([padded[i, :, dy[i]:dy[i] + 32, dx[i]:dx[i] + 32] for i in range(n)])
+    flip = torch.rand(n, generator=gen) < 0.5
+    out[flip] = out[flip].flip(3)
+    return out
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bf16: bool) -> float:
+    model.eval()
+    correct = 0
+    for start in range(0, len(x), 500):
+        xb = x[start:start + 500].contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            correct += int((model(xb).argmax(1) == y[start:start + 500]).sum())
+    return 100.0 * correct / len(x)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="resnet20", choices=["resnet20", "vgg_small"])
+    ap.add_argument("--kind", default="qcfs", choices=["relu", "qcfs", "ecl"])
+    ap.add_argument("--levels", type=int, default=4, help="quantisation levels L (0 = pure clip, ecl only)")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CIFAR-10 archive or folder")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--lr", type=float, default=0.1)
+    ap.add_argument("--weight-decay", type=float, default=5e-4)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--finetune", type=Path, help="start from this ReLU state dict (swap, calibrate, train)")
+    ap.add_argument("--out", type=Path, help="checkpoint folder (default out/train/<name>)")
+    ap.add_argument("--limit", type=int, help="use only the first N training images (smoke runs)")
+    ap.add_argument("--name", help="output name (default cifar10_<model>_<kind>[_ft])")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    levels = args.levels or None
+    name = args.name or f"cifar10_{args.model}_{args.kind}" + ("_ft" if args.finetune else "")
+    out = args.out or ROOT / "out" / "train" / name
+    out.mkdir(parents=True, exist_ok=True)
+
+    x_train, y_train = datasets.cifar10(args.data, "train")
+    x_test, y_test = datasets.cifar10(args.data, "test")
+    if args.limit:
+        keep = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(args.seed))[:args.limit]
+        x_train, y_train = x_train[keep], y_train[keep]
+    model = build(args.model, "relu", None)
+    if args.finetune:
+        model.load_state_dict(torch.load(args.finetune, weights_only=True))
+    if args.kind != "relu":
+        model = replace_relu(model, kind=args.kind, levels=levels)
+        model.train(not args.finetune)  # from scratch: BN batch statistics, as training will see them
+        thresholds = calibrate_thresholds(model, x_train[:512])
+        print("initial thresholds:", {k: round(v, 3) for k, v in thresholds.items()}, flush=True)
+    model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
+                          weight_decay=args.weight_decay)
+    steps_per_epoch = len(x_train) // args.batch_size
+    total = args.epochs * steps_per_epoch
+    warm = min(steps_per_epoch, total // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm else
+                                              0.5 * (1 + torch.cos(torch.tensor((s - warm) / max(1, total - warm)
+                                                                                * torch.pi)).item()))
+    ckpt = out / "checkpoint.pt"
+    first_epoch, wall = 0, 0.0
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        first_epoch, wall = state["epoch"], state["wall"]
+        print(f"resumed at epoch {first_epoch}", flush=True)
+    gen = torch.Generator().manual_seed(args.seed)
+    for epoch in range(first_epoch, args.epochs):
+        gen.manual_seed(args.seed * 1000 + epoch)
+        model.train()
+        t0 = time.time()
+        order = torch.randperm(len(x_train), generator=gen)
+        seen = correct = 0
+        loss_sum = 0.0
+        for step in range(steps_per_epoch):
+            idx = order[step * args.batch_size:(step + 1) * args.batch_size]
+            xb = augment(x_train[idx], gen).contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                logits = model(xb)
+                loss = F.cross_entropy(logits.float(), y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            seen += len(idx)
+            loss_sum += loss.item() * len(idx)
+            correct += int((logits.argmax(1) == y_train[idx]).sum())
+        wall += time.time() - t0
+        test = accuracy(model, x_test, y_test, bf16=True)
+        print(f"epoch {epoch + 1}/{args.epochs} loss {loss_sum / seen:.4f} train {100 * correct / seen:.2f} "
+              f"test(bf16) {test:.2f} lr {sched.get_last_lr()[0]:.4f} epoch {time.time() - t0:.0f}s", flush=True)
+        tmp = ckpt.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "epoch": epoch + 1, "wall": wall}, tmp)
+        tmp.replace(ckpt)
+
+    model = model.to(memory_format=torch.contiguous_format)
+    test = accuracy(model, x_test, y_test, bf16=False)
+    dest = ROOT / "spikec" / "pretrained"
+    dest.mkdir(exist_ok=True)
+    torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, dest / f"{name}.pt")
+    record = {"name": name, "model": args.model, "kind": args.kind, "levels": levels if args.kind != "relu" else None,
+              "command": "python benchmarks/train_cifar10.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+              "seed": args.seed, "epochs": args.epochs, "threads": args.threads,
+              "train_wall_s": round(wall), "ann_test_accuracy": round(test, 2),
+              "finetuned_from": str(args.finetune) if args.finetune else None}
+    (dest / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(json.dumps(record), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

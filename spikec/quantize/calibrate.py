@@ -1,0 +1,55 @@
+"""Data-driven initial thresholds for clip activations.
+
+A fixed initial threshold (QCFS's 8.0) only suits layers whose pre-activations happen to reach 8;
+on a BN-normalised layer most values lie below 3, so with L=4 levels of width 2 nearly every
+neuron quantises to 0 or 1 step and training starts from a crippled network. Here each
+activation's threshold is set to a high percentile of its own input on a calibration batch, the
+usual starting point for clip-based conversion (robust normalisation, Rueckauer et al. 2017).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from spikec.errors import ConversionError
+from spikec.quantize.qcfs import _LearnedThreshold
+
+
+@torch.no_grad()
+def calibrate_thresholds(model: nn.Module, x: torch.Tensor, percentile: float = 99.9,
+                         batch_size: int = 256) -> dict[str, float]:
+    """Set every trainable-threshold activation's `lam` to the `percentile` of its positive inputs
+    over the calibration images `x`; return {module path: new threshold}.
+
+    Layers are calibrated one after another, front to back, so each sees the outputs of already
+    calibrated layers before it. The model runs in the mode it is in (eval: BN running statistics;
+    train: batch statistics, as training will see them). Raises ConversionError if the
+    model has no such activation or a layer never sees a positive input.
+    """
+    if not 0 < percentile <= 100:
+        raise ConversionError(f"percentile must lie in (0, 100], got {percentile!r}")
+    acts = [(name, m) for name, m in model.named_modules() if isinstance(m, _LearnedThreshold)]
+    if not acts:
+        raise ConversionError(f"{type(model).__name__} has no trainable-threshold activation to calibrate "
+                              "(run spikec.quantize.replace_relu or spikec.prepare first)")
+    result: dict[str, float] = {}
+    for name, act in acts:
+        seen: list[torch.Tensor] = []
+        hook = act.register_forward_hook(
+            lambda _m, inp, _out, into=seen: into.append(inp[0].detach().flatten().float()))
+        try:
+            for start in range(0, len(x), batch_size):
+                model(x[start:start + batch_size])
+        finally:
+            hook.remove()
+        values = torch.cat(seen)
+        positive = values[values > 0]
+        if positive.numel() == 0:
+            raise ConversionError(f"activation {name!r} sees no positive input on the calibration data; "
+                                  "its threshold cannot be set from data")
+        k = max(1, int(round(positive.numel() * percentile / 100.0)))
+        threshold = float(positive.kthvalue(min(k, positive.numel())).values)
+        act.lam.data.fill_(threshold)
+        result[name] = threshold
+    return result
