@@ -23,7 +23,8 @@ from spikec.errors import InputDataError
 CIFAR10_SUBSET = Path(__file__).resolve().parent / "data" / "cifar10-test-1000.tar.gz"
 """1,000 CIFAR-10 test images (100 per class) shipped with spikec; see spikec/data/README.md."""
 
-__all__ = ["Split", "mnist_subset", "digits", "cifar10", "balanced_subset", "CIFAR10_CLASSES", "load_labelled", "CIFAR10_SUBSET"]
+__all__ = ["Split", "mnist_subset", "digits", "cifar10", "balanced_subset", "CIFAR10_CLASSES", "load_labelled",
+           "CIFAR10_SUBSET"]
 
 
 class Split(NamedTuple):
