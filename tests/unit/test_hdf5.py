@@ -1,6 +1,9 @@
 """Save/load: round trips for every node type, and clear errors for bad files."""
 
 import dataclasses
+import json
+import os
+import time
 
 import h5py
 import numpy as np
@@ -9,7 +12,9 @@ from hypothesis import given, settings
 from strategies import graphs
 
 import spikec
+import spikec.ir.hdf5 as hdf5
 from spikec.errors import FormatError
+from spikec.ir.digest import content_digest
 from spikec.ir.graph import graphs_equal
 
 
@@ -20,14 +25,9 @@ def test_round_trip_equals_original(tmp_path_factory, case):
     path = tmp_path_factory.mktemp("rt") / "g.h5"
     graph.meta["note"] = {"layers": [1, 2]}
     spikec.save(graph, path)
-    assert graphs_equal(spikec.load(path), graph)
-
-
-def test_round_trip_changes_detected(tmp_path, small_graph):
-    spikec.save(small_graph, tmp_path / "g.h5")
-    with h5py.File(tmp_path / "g.h5", "r+") as f:
-        f["populations/1/theta"][...] = 99
-    assert not graphs_equal(spikec.load(tmp_path / "g.h5"), small_graph)
+    loaded = spikec.load(path)
+    assert graphs_equal(loaded, graph)
+    assert content_digest(loaded) == content_digest(graph)
 
 
 @pytest.fixture
@@ -39,6 +39,60 @@ def small_graph():
          spikec.Edge("h", "out", (spikec.Dense(np.ones((2, 3), np.int64)),), delay=2, weight_exp=3)])
 
 
+@pytest.fixture
+def saved(tmp_path, small_graph):
+    spikec.save(small_graph, tmp_path / "g.h5")
+    return tmp_path / "g.h5"
+
+
+def rehash(path):
+    """Store the content hash of what the file now holds, as a buggy or hostile writer would, so
+    that the checks behind the hash can be tested."""
+    with h5py.File(path, "r+") as f:
+        f.attrs[hdf5.HASH_ATTR] = content_digest(hdf5._Reader(f, path, None).graph(hdf5.VERSION))
+
+
+def downgrade(path, version):
+    """Turn a version-3 file into what spikec wrote at `version` (no hash, no absent markers)."""
+    with h5py.File(path, "r+") as f:
+        f.attrs["version"] = version
+        del f.attrs[hdf5.HASH_ATTR]
+        for g in f["populations"].values():
+            del g.attrs[hdf5.ABSENT_ATTR]
+        if version < 2:
+            for g in f["edges"].values():
+                del g.attrs["weight_exp"]
+
+
+def load_error(path) -> FormatError:
+    with pytest.raises(FormatError) as info:
+        spikec.load(path)
+    return info.value
+
+
+def test_file_layout_version_3(saved):
+    with h5py.File(saved, "r") as f:
+        assert f.attrs["version"] == 3
+        assert len(f.attrs[hdf5.HASH_ATTR]) == 64
+        assert f["populations/1"].attrs[hdf5.ABSENT_ATTR] == "bias_schedule"
+        assert f["populations/2"].attrs[hdf5.ABSENT_ATTR] == ""
+
+
+def test_changed_value_is_a_hash_mismatch(saved):
+    with h5py.File(saved, "r+") as f:
+        f["populations/1/theta"][...] = 99
+    assert "content hash mismatch" in str(load_error(saved))
+
+
+def test_flipped_data_byte_is_a_hash_mismatch(saved):
+    with h5py.File(saved, "r") as f:
+        offset = f["edges/0/ops/0/weight"].id.get_offset()
+    data = bytearray(saved.read_bytes())
+    data[offset + 3] ^= 0x10
+    saved.write_bytes(bytes(data))
+    assert "content hash mismatch" in str(load_error(saved))
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(FormatError, match="no such file"):
         spikec.load(tmp_path / "nope.h5")
@@ -46,43 +100,68 @@ def test_missing_file(tmp_path):
 
 def test_not_hdf5(tmp_path):
     (tmp_path / "x.h5").write_text("hello")
-    with pytest.raises(FormatError, match="not a readable HDF5"):
-        spikec.load(tmp_path / "x.h5")
+    err = load_error(tmp_path / "x.h5")
+    assert "not a readable HDF5" in str(err) and isinstance(err.__cause__, OSError)
 
 
-def test_truncated(tmp_path, small_graph):
-    spikec.save(small_graph, tmp_path / "g.h5")
-    data = (tmp_path / "g.h5").read_bytes()
-    (tmp_path / "t.h5").write_bytes(data[: len(data) // 2])
-    with pytest.raises(FormatError):
-        spikec.load(tmp_path / "t.h5")
+def test_truncated(saved):
+    data = saved.read_bytes()
+    saved.write_bytes(data[: len(data) // 2])
+    load_error(saved)
 
 
-def test_future_version(tmp_path, small_graph):
-    spikec.save(small_graph, tmp_path / "g.h5")
-    with h5py.File(tmp_path / "g.h5", "r+") as f:
+def test_future_version(saved):
+    with h5py.File(saved, "r+") as f:
         f.attrs["version"] = 99
     with pytest.raises(FormatError, match="version 99 is newer"):
-        spikec.load(tmp_path / "g.h5")
+        spikec.load(saved)
 
 
-def test_version_1_file_reads_with_weight_exp_0(tmp_path, small_graph):
+def test_version_1_file_reads_with_weight_exp_0(saved, small_graph):
     """Files written before edges had a weight exponent (format version 1) still load."""
-    spikec.save(small_graph, tmp_path / "g.h5")
-    with h5py.File(tmp_path / "g.h5", "r+") as f:
-        f.attrs["version"] = 1
-        for k in f["edges"]:
-            del f["edges"][k].attrs["weight_exp"]
+    downgrade(saved, 1)
     unscaled = [dataclasses.replace(e, weight_exp=0) for e in small_graph.edges]
-    assert graphs_equal(spikec.load(tmp_path / "g.h5"), spikec.Graph(small_graph.populations, unscaled))
+    assert graphs_equal(spikec.load(saved), spikec.Graph(small_graph.populations, unscaled))
 
 
-def test_version_2_file_needs_weight_exp(tmp_path, small_graph):
-    spikec.save(small_graph, tmp_path / "g.h5")
-    with h5py.File(tmp_path / "g.h5", "r+") as f:
+def test_version_2_file_loads_and_needs_weight_exp(saved, small_graph):
+    downgrade(saved, 2)
+    assert graphs_equal(spikec.load(saved), small_graph)
+    with h5py.File(saved, "r+") as f:
         del f["edges/1"].attrs["weight_exp"]
     with pytest.raises(FormatError, match="weight_exp"):
-        spikec.load(tmp_path / "g.h5")
+        spikec.load(saved)
+
+
+def test_version_2_keeps_its_defaults(saved, small_graph):
+    """Version 2 read a missing v_init or bias as 0; version 3 refuses."""
+    with h5py.File(saved, "r+") as f:
+        del f["populations/1/v_init"]
+    assert "missing dataset 'v_init'" in str(load_error(saved))
+    downgrade(saved, 2)
+    assert graphs_equal(spikec.load(saved), small_graph)
+
+
+def test_version_3_absent_marker(saved):
+    with h5py.File(saved, "r+") as f:
+        del f["populations/1/theta_neg"]
+    assert "missing dataset 'theta_neg'" in str(load_error(saved))
+    with h5py.File(saved, "r+") as f:
+        f["populations/1"].attrs[hdf5.ABSENT_ATTR] = "bias_schedule,theta_neg"
+    assert "content hash mismatch" in str(load_error(saved))  # a different network, not a silent default
+    with h5py.File(saved, "r+") as f:
+        f["populations/1"].attrs[hdf5.ABSENT_ATTR] = "bias"
+    assert "may list only" in str(load_error(saved))
+    with h5py.File(saved, "r+") as f:
+        f["populations/1"].attrs[hdf5.ABSENT_ATTR] = "v_init"
+        del f["populations/1"].attrs[hdf5.ABSENT_ATTR]
+    assert "missing attribute 'absent'" in str(load_error(saved))
+
+
+def test_stored_and_absent_conflict(saved):
+    with h5py.File(saved, "r+") as f:
+        f["populations/1"].attrs[hdf5.ABSENT_ATTR] = "bias_schedule,theta_neg"
+    assert "both stored and listed as absent" in str(load_error(saved))
 
 
 def test_other_hdf5_file(tmp_path):
@@ -92,22 +171,103 @@ def test_other_hdf5_file(tmp_path):
         spikec.load(tmp_path / "o.h5")
 
 
-def test_missing_dataset_and_invalid_values(tmp_path, small_graph):
-    spikec.save(small_graph, tmp_path / "g.h5")
-    with h5py.File(tmp_path / "g.h5", "r+") as f:
+def test_missing_dataset_and_invalid_values(saved, small_graph):
+    with h5py.File(saved, "r+") as f:
         del f["edges/0/ops/0/weight"]
-    with pytest.raises(FormatError, match="malformed"):
-        spikec.load(tmp_path / "g.h5")
-    spikec.save(small_graph, tmp_path / "g.h5")
-    with h5py.File(tmp_path / "g.h5", "r+") as f:
+    assert "missing dataset 'weight'" in str(load_error(saved))
+    spikec.save(small_graph, saved)
+    with h5py.File(saved, "r+") as f:
         f["populations/1/theta"][...] = -1
+    rehash(saved)
     with pytest.raises(FormatError, match=r"h\.theta"):
-        spikec.load(tmp_path / "g.h5")
+        spikec.load(saved)
+
+
+def test_unsigned_values_that_would_wrap(saved):
+    with h5py.File(saved, "r+") as f:
+        del f["populations/1/theta"]
+        f["populations/1"].create_dataset("theta", data=np.array([2**63 + 5, 1, 1], np.uint64))
+    assert "would wrap" in str(load_error(saved))
+    with h5py.File(saved, "r+") as f:
+        del f["populations/1/theta"]
+        f["populations/1"].create_dataset("theta", data=np.array([4, 5, 6], np.uint64))
+        f["edges/1"].attrs["delay"] = np.uint64(2**64 - 1)
+    assert "delay" in str(load_error(saved))
+
+
+@pytest.mark.parametrize("where, name, value, message", [
+    ("populations/1", "shape", "3", "1-D integer array"),
+    ("populations/1", "shape", np.array([0], np.int64), "outside"),
+    ("populations/1", "shape", np.array([2**20, 2**20], np.int64), "larger than"),
+    ("populations/1", "shape", np.arange(1000), "more than"),
+    ("populations/1", "state_bits", 24.0, "must be an integer"),
+    ("populations/1", "state_bits", True, "must be an integer"),
+    ("populations/1", "gate", 3, "must be a string"),
+    ("populations/0", "scale", "1.0", "must be a number"),
+    ("populations/1", "kind", "LIF", "unknown population kind"),
+    ("edges/1/ops/0", "kind", "Conv3d", "unknown synapse op"),
+    ("edges/1", "delay", np.array([1, 2]), "must be an integer"),
+    ("", "version", "3", "must be an integer"),
+    ("", "meta", "[1, 2]", "JSON object"),
+    ("", "meta", "[" * 100_000 + "]" * 100_000, "nested deeper"),
+    ("", "meta", "{bad json", "malformed"),
+    ("", hdf5.HASH_ATTR, 7, "must be a string"),
+])
+def test_wrong_types_and_ranges(saved, where, name, value, message):
+    with h5py.File(saved, "r+") as f:
+        (f[where] if where else f).attrs[name] = value
+    err = load_error(saved)
+    assert message in str(err)
+
+
+def test_float_and_huge_datasets(saved):
+    with h5py.File(saved, "r+") as f:
+        del f["edges/0/ops/0/weight"]
+        f["edges/0/ops/0"].create_dataset("weight", data=np.ones((3, 4)))
+    assert "must hold integers" in str(load_error(saved))
+    with h5py.File(saved, "r+") as f:
+        del f["edges/0/ops/0/weight"]
+        f["edges/0/ops/0"].create_dataset("weight", shape=(2**30, 4), dtype="i8")  # never written
+    assert "more than" in str(load_error(saved))
+    with h5py.File(saved, "r+") as f:
+        del f["edges/0/ops/0/weight"]
+        f["edges/0/ops/0"].create_dataset("weight", shape=(3000, 4000), dtype="i8")
+    assert "more than the" in str(load_error(saved))
+
+
+def test_member_names_and_links(saved, tmp_path):
+    with h5py.File(saved, "r+") as f:
+        f["edges"].move("1", "7")
+    assert "members must be named 0..1" in str(load_error(saved))
+    with h5py.File(saved, "r+") as f:
+        f["edges"].move("7", "1")
+        del f["populations/1/theta"]
+        f["populations/1/theta"] = h5py.ExternalLink(str(tmp_path / "elsewhere.h5"), "/theta")
+    assert "not stored in this file" in str(load_error(saved))
+    with h5py.File(saved, "r+") as f:
+        del f["populations/1/theta"]
+        f["populations/1"].create_group("theta")
+    assert "expected a Dataset" in str(load_error(saved))
+
+
+def test_errors_chain_their_cause(saved):
+    with h5py.File(saved, "r+") as f:
+        f.attrs["meta"] = "{bad json"
+    assert isinstance(load_error(saved).__cause__, json.JSONDecodeError)
+
+
+def test_save_refuses_what_load_would_refuse(tmp_path, small_graph):
+    deep = cur = {}
+    for _ in range(hdf5.MAX_JSON_DEPTH + 1):
+        cur["a"] = {}
+        cur = cur["a"]
+    graph = spikec.Graph(small_graph.populations, small_graph.edges, {"deep": deep})
+    with pytest.raises(FormatError, match="nested deeper"):
+        spikec.save(graph, tmp_path / "g.h5")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_failed_save_leaves_nothing(tmp_path, small_graph, monkeypatch):
-    import spikec.ir.hdf5 as hdf5
-
     def boom(f, graph):
         f.attrs["format"] = "partial"
         raise RuntimeError("disk full")
@@ -116,6 +276,31 @@ def test_failed_save_leaves_nothing(tmp_path, small_graph, monkeypatch):
     with pytest.raises(RuntimeError):
         spikec.save(small_graph, tmp_path / "g.h5")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_save_removes_stale_temporaries(tmp_path, small_graph):
+    old, fresh, other = (tmp_path / ".g.h5.abcd1234.tmp", tmp_path / ".g.h5.zyxw9876.tmp",
+                         tmp_path / ".other.h5.abcd1234.tmp")
+    for p in (old, fresh, other):
+        p.write_bytes(b"half a file")
+    stale = time.time() - hdf5.STALE_TEMP_SECONDS - 10
+    os.utime(old, (stale, stale))
+    os.utime(other, (stale, stale))
+    spikec.save(small_graph, tmp_path / "g.h5")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["g.h5", fresh.name, other.name])
+
+
+def test_locked_temporary_is_kept(tmp_path):
+    import fcntl
+
+    tmp = tmp_path / ".g.h5.abcd1234.tmp"
+    tmp.write_bytes(b"being written")
+    stale = time.time() - hdf5.STALE_TEMP_SECONDS - 10
+    os.utime(tmp, (stale, stale))
+    with open(tmp, "rb") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        assert hdf5.remove_stale_temporaries(tmp_path / "g.h5") == []
+    assert hdf5.remove_stale_temporaries(tmp_path / "g.h5") == [tmp]
 
 
 def test_save_into_missing_folder(tmp_path, small_graph):
