@@ -1,17 +1,21 @@
 """spikec's one on-disk format: a versioned HDF5 file (h5py).
 
 Layout (version 3):
-    /                attrs: format="spikec-graph", version=3, meta=<JSON string>,
+    /                attrs: format="spikec-graph", version=3,
                      content_sha256=<spikec.ir.digest.content_digest of the stored graph>
+    /meta            dataset: the compile metadata as UTF-8 JSON bytes (uint8)
     /populations/<i> attrs: kind (Input | IF | Readout), name, shape, scalar fields, absent;
                      datasets: the integer arrays (theta, v_init, bias, ...)
     /edges/<i>       attrs: src, dst, delay, weight_exp;  /edges/<i>/ops/<j>: attrs kind + geometry,
                      dataset weight
-Members are named 0..n-1. In version 3 every field is required: an optional array that is None
+Members are named 0..n-1. Strings are fixed-length byte strings: variable-length strings live in
+HDF5's global heap, and a damaged heap can crash the HDF5 library itself (found by fuzzing), so
+version 3 never reads one. In version 3 every field is required: an optional array that is None
 (bias_schedule, theta_neg) is listed in the population's `absent` attribute (comma-separated)
 instead of being silently left out, and the content hash must match what is read back.
 
-Older files still load: version 2 has no hash and no `absent` (a missing v_init or bias reads as
+Older files still load: version 2 has no hash, no `absent`, variable-length strings and meta as a
+root attribute (a missing v_init or bias reads as
 0, a missing bias_schedule or theta_neg as None); version 1 also lacks the edges' weight_exp (0).
 
 Loading is defensive: every value is type- and range-checked, every size read from the file is
@@ -49,6 +53,7 @@ MAX_MEMBERS = 1_000_000  # populations, edges, ops per edge
 MAX_ATTR_ELEMENTS = 64  # shape and geometry attributes are short vectors
 MAX_JSON_DEPTH = 64  # nesting of the meta JSON
 MAX_NAME_CHARS = 4096
+MAX_META_BYTES = 2**24  # 16 MiB of JSON
 MAX_COMPRESSION = 1100  # deflate expands at most ~1032x; a filtered dataset may not claim more
 STALE_TEMP_SECONDS = 3600  # a save temporary untouched this long, and unlocked, is a dead writer's
 
@@ -90,22 +95,28 @@ def save(graph: Graph, path) -> None:
         f.flush()
         # Hash exactly what a later load will reconstruct; this also refuses (FormatError) any
         # graph that load would refuse, so save never leaves a file that cannot be read back.
-        stored = _Reader(f, tmp, file_size=None).graph(VERSION)
-        f.attrs[HASH_ATTR] = content_digest(stored)
+        stored = _Reader(f, tmp, file_size=None).graph()
+        f.attrs[HASH_ATTR] = _text(content_digest(stored))
+
+
+def _text(value: str) -> np.bytes_:
+    """A string as a fixed-length HDF5 string (never a variable-length one; see the module doc)."""
+    return np.bytes_(value.encode("utf-8"))
 
 
 def _write(f: h5py.File, graph: Graph) -> None:
-    f.attrs["format"] = FORMAT
+    f.attrs["format"] = _text(FORMAT)
     f.attrs["version"] = VERSION
-    f.attrs["meta"] = json.dumps(graph.meta)
+    f.create_dataset("meta", data=np.frombuffer(json.dumps(graph.meta).encode(), np.uint8))
     pops = f.create_group("populations")
     for i, p in enumerate(graph.populations):
         g = pops.create_group(str(i))
-        g.attrs["kind"] = type(p).__name__
-        g.attrs["name"] = p.name
+        g.attrs["kind"] = _text(type(p).__name__)
+        g.attrs["name"] = _text(p.name)
         g.attrs["shape"] = np.asarray(p.shape, np.int64)
         for field in _POP_SCALARS[type(p)]:
-            g.attrs[field] = getattr(p, field)
+            value = getattr(p, field)
+            g.attrs[field] = _text(value) if field in _STR_FIELDS else value
         absent = []
         for field in _POP_ARRAYS[type(p)]:
             value = getattr(p, field)
@@ -113,16 +124,16 @@ def _write(f: h5py.File, graph: Graph) -> None:
                 absent.append(field)
             else:
                 g.create_dataset(field, data=value)
-        g.attrs[ABSENT_ATTR] = ",".join(absent)
+        g.attrs[ABSENT_ATTR] = _text(",".join(absent))
     edges = f.create_group("edges")
     for i, e in enumerate(graph.edges):
         g = edges.create_group(str(i))
-        g.attrs["src"], g.attrs["dst"], g.attrs["delay"] = e.src, e.dst, e.delay
+        g.attrs["src"], g.attrs["dst"], g.attrs["delay"] = _text(e.src), _text(e.dst), e.delay
         g.attrs["weight_exp"] = e.weight_exp
         ops = g.create_group("ops")
         for j, op in enumerate(e.ops):
             o = ops.create_group(str(j))
-            o.attrs["kind"] = type(op).__name__
+            o.attrs["kind"] = _text(type(op).__name__)
             for field in _OP_FIELDS[type(op)]:
                 o.attrs[field] = np.asarray(getattr(op, field), np.int64)
             if hasattr(op, "weight"):
@@ -183,9 +194,8 @@ def _load(path: Path) -> Graph:
         raise FormatError(f"{path}: not a readable HDF5 file (truncated or another format?): {_short(err)}") from err
     with f:
         reader = _Reader(f, path, size)
-        version = reader.version()
-        graph = reader.graph(version)
-        if version >= 3 or HASH_ATTR in f.attrs:
+        graph = reader.graph()
+        if reader.version >= 3 or HASH_ATTR in f.attrs:
             stored = reader.str_attr(f, HASH_ATTR)
             if stored != content_digest(graph):
                 raise FormatError(f"{path}: content hash mismatch: the file was altered or damaged after it "
@@ -231,16 +241,21 @@ class _Reader:
 
     def __init__(self, f: h5py.File, path, file_size: int | None):
         self.f, self.path, self.file_size = f, path, file_size
+        self.version = VERSION
+        self.version = self._version()
 
     def fail(self, obj, message: str) -> FormatError:
         return FormatError(f"{self.path}: {message} at {obj.name}")
 
     # ------------------------------------------------------------------ structure
-    def version(self) -> int:
+    def _version(self) -> int:
+        if "format" not in self.f.attrs:
+            raise FormatError(f"{self.path}: missing attribute 'format' at / (not a spikec graph file)")
+        version = self.int_attr(self.f, "version", _INT64_MIN, _INT64_MAX)
+        self.version = version  # variable-length strings are read only from files older than 3
         fmt = self.str_attr(self.f, "format")
         if fmt != FORMAT:
             raise FormatError(f"{self.path}: not a spikec graph file (format attribute is {fmt!r})")
-        version = self.int_attr(self.f, "version", _INT64_MIN, _INT64_MAX)
         if version > VERSION:
             raise FormatError(f"{self.path}: format version {version} is newer than this spikec reads "
                               f"(up to {VERSION}); upgrade spikec")
@@ -248,7 +263,8 @@ class _Reader:
             raise FormatError(f"{self.path}: invalid format version {version}")
         return version
 
-    def graph(self, version: int) -> Graph:
+    def graph(self) -> Graph:
+        version = self.version
         pops = [self.population(g, version) for g in self.members(self.child(self.f, "populations", h5py.Group))]
         edges = [self.edge(g, version) for g in self.members(self.child(self.f, "edges", h5py.Group))]
         return Graph(pops, edges, self.meta())
@@ -331,7 +347,13 @@ class _Reader:
                     self.int_attr(g, "delay", _INT64_MIN, _INT64_MAX), weight_exp)
 
     def meta(self) -> dict:
-        text = self.str_attr(self.f, "meta", limit=None)
+        if self.version >= 3:
+            raw = self.dataset(self.f, "meta", "u", MAX_META_BYTES)
+            if raw.ndim != 1 or raw.dtype != np.uint8:
+                raise self.fail(self.f, "dataset 'meta' must be 1-D uint8 (UTF-8 JSON)")
+            text = raw.tobytes().decode("utf-8")
+        else:
+            text = self.str_attr(self.f, "meta", limit=MAX_META_BYTES)
         if json_depth(text) > MAX_JSON_DEPTH:
             raise self.fail(self.f, f"meta JSON nested deeper than {MAX_JSON_DEPTH} levels")
         meta = json.loads(text)
@@ -340,26 +362,31 @@ class _Reader:
         return meta
 
     # ------------------------------------------------------------------ values
-    def raw_attr(self, obj, name: str):
+    def raw_attr(self, obj, name: str, kinds: str, what: str):
+        """obj.attrs[name], after checking (without reading it) that its dtype kind is one of
+        `kinds` and that it holds at most MAX_ATTR_ELEMENTS values."""
         if name not in obj.attrs:
             raise FormatError(f"{self.path}: missing attribute {name!r} at {obj.name}")
-        n = int(np.prod(obj.attrs.get_id(name).shape or (), dtype=object))
+        aid = obj.attrs.get_id(name)
+        if aid.dtype.kind not in kinds:
+            raise self.fail(obj, f"attribute {name!r} must be {what}, got dtype {aid.dtype}")
+        n = int(np.prod(aid.shape or (), dtype=object))
         if n > MAX_ATTR_ELEMENTS:
             raise self.fail(obj, f"attribute {name!r} holds {n} values, more than {MAX_ATTR_ELEMENTS}")
         return obj.attrs[name]
 
-    def str_attr(self, obj, name: str, limit: int | None = MAX_NAME_CHARS) -> str:
-        value = self.raw_attr(obj, name)
+    def str_attr(self, obj, name: str, limit: int = MAX_NAME_CHARS) -> str:
+        value = self.raw_attr(obj, name, "SO" if self.version < 3 else "S", "a string")
         if isinstance(value, bytes):
             value = value.decode()  # UnicodeDecodeError is a ValueError: reported as malformed
         if not isinstance(value, str):
             raise self.fail(obj, f"attribute {name!r} must be a string, got {type(value).__name__}")
-        if limit is not None and len(value) > limit:
+        if len(value) > limit:
             raise self.fail(obj, f"attribute {name!r} is longer than {limit} characters")
         return value
 
     def int_attr(self, obj, name: str, lo: int, hi: int) -> int:
-        value = self.raw_attr(obj, name)
+        value = self.raw_attr(obj, name, "iu", "an integer")
         if isinstance(value, np.ndarray) and value.ndim == 0:
             value = value[()]
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
@@ -370,7 +397,7 @@ class _Reader:
         return value
 
     def int_vector_attr(self, obj, name: str, lo: int, hi: int) -> tuple[int, ...]:
-        value = self.raw_attr(obj, name)
+        value = self.raw_attr(obj, name, "iu", "a 1-D integer array")
         if not isinstance(value, np.ndarray) or value.ndim != 1 or value.dtype.kind not in "iu":
             raise self.fail(obj, f"attribute {name!r} must be a 1-D integer array")
         values = tuple(int(v) for v in value)
@@ -382,26 +409,31 @@ class _Reader:
         if name in _STR_FIELDS:
             return self.str_attr(obj, name)
         if name in _FLOAT_FIELDS:
-            value = self.raw_attr(obj, name)
+            value = self.raw_attr(obj, name, "iuf", "a number")
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
                 raise self.fail(obj, f"attribute {name!r} must be a number, got {type(value).__name__}")
             return int(value) if isinstance(value, (int, np.integer)) else float(value)
         return self.int_attr(obj, name, _INT64_MIN, _INT64_MAX)
 
     def int_array(self, group, name: str) -> np.ndarray:
+        """An integer dataset as int64, refusing unsigned values that would wrap."""
+        data = self.dataset(group, name, "iu", MAX_ELEMENTS)
+        if data.dtype.kind == "u" and data.size and int(data.max()) > _INT64_MAX:
+            raise self.fail(group, f"dataset {name!r} holds unsigned values above 2^63 - 1 that would wrap")
+        return data.astype(np.int64)
+
+    def dataset(self, group, name: str, kinds: str, limit: int) -> np.ndarray:
+        """The data of group[name], after checking its kind, dtype and sizes without reading it."""
         ds = self.child(group, name, h5py.Dataset)
         where = f"dataset {name!r}"
-        if ds.dtype.kind not in "iu":
+        if ds.dtype.kind not in kinds:
             raise self.fail(group, f"{where} must hold integers, got dtype {ds.dtype}")
-        if ds.ndim > 8 or ds.size > MAX_ELEMENTS:
-            raise self.fail(group, f"{where} has shape {ds.shape}, more than {MAX_ELEMENTS} values or 8 dims")
+        if ds.ndim > 8 or ds.size > limit:
+            raise self.fail(group, f"{where} has shape {ds.shape}, more than {limit} values or 8 dims")
         if ds.is_virtual or ds.external:
             raise self.fail(group, f"{where} keeps its data outside this file")
         self._check_storage(group, ds, where)
-        data = np.asarray(ds[()])
-        if data.dtype.kind == "u" and data.size and int(data.max()) > _INT64_MAX:
-            raise self.fail(group, f"{where} holds unsigned values above 2^63 - 1 that would wrap")
-        return data.astype(np.int64)
+        return np.asarray(ds[()])
 
     def _check_storage(self, group, ds, where: str) -> None:
         if self.file_size is None:

@@ -49,16 +49,25 @@ def rehash(path):
     """Store the content hash of what the file now holds, as a buggy or hostile writer would, so
     that the checks behind the hash can be tested."""
     with h5py.File(path, "r+") as f:
-        f.attrs[hdf5.HASH_ATTR] = content_digest(hdf5._Reader(f, path, None).graph(hdf5.VERSION))
+        f.attrs[hdf5.HASH_ATTR] = np.bytes_(content_digest(hdf5._Reader(f, path, None).graph()).encode())
 
 
 def downgrade(path, version):
-    """Turn a version-3 file into what spikec wrote at `version` (no hash, no absent markers)."""
+    """Turn a version-3 file into what spikec wrote at `version`: no hash, no absent markers,
+    variable-length strings, meta as a root attribute."""
     with h5py.File(path, "r+") as f:
         f.attrs["version"] = version
         del f.attrs[hdf5.HASH_ATTR]
+        f.attrs["meta"] = f["meta"][()].tobytes().decode()
+        del f["meta"]
         for g in f["populations"].values():
             del g.attrs[hdf5.ABSENT_ATTR]
+        objects = [f]
+        f.visititems(lambda name, obj: objects.append(obj))
+        for obj in objects:
+            for key, value in list(obj.attrs.items()):
+                if isinstance(value, bytes):
+                    obj.attrs[key] = value.decode()
         if version < 2:
             for g in f["edges"].values():
                 del g.attrs["weight_exp"]
@@ -70,12 +79,27 @@ def load_error(path) -> FormatError:
     return info.value
 
 
+def set_meta(path, text: str):
+    with h5py.File(path, "r+") as f:
+        del f["meta"]
+        f["meta"] = np.frombuffer(text.encode(), np.uint8)
+
+
 def test_file_layout_version_3(saved):
     with h5py.File(saved, "r") as f:
         assert f.attrs["version"] == 3
         assert len(f.attrs[hdf5.HASH_ATTR]) == 64
-        assert f["populations/1"].attrs[hdf5.ABSENT_ATTR] == "bias_schedule"
-        assert f["populations/2"].attrs[hdf5.ABSENT_ATTR] == ""
+        assert f["populations/1"].attrs[hdf5.ABSENT_ATTR] == b"bias_schedule"
+        assert f["populations/2"].attrs[hdf5.ABSENT_ATTR] == b""
+        assert json.loads(f["meta"][()].tobytes()) == {}
+        strings = [f.attrs.get_id("format")] + [f["edges/0"].attrs.get_id(k) for k in ("src", "dst")]
+        assert all(a.dtype.kind == "S" for a in strings)  # never variable-length (global heap)
+
+
+def test_version_3_never_reads_variable_length_strings(saved):
+    with h5py.File(saved, "r+") as f:
+        f["populations/1"].attrs["name"] = "h"  # a variable-length string
+    assert "must be a string, got dtype object" in str(load_error(saved))
 
 
 def test_changed_value_is_a_hash_mismatch(saved):
@@ -147,20 +171,19 @@ def test_version_3_absent_marker(saved):
         del f["populations/1/theta_neg"]
     assert "missing dataset 'theta_neg'" in str(load_error(saved))
     with h5py.File(saved, "r+") as f:
-        f["populations/1"].attrs[hdf5.ABSENT_ATTR] = "bias_schedule,theta_neg"
+        f["populations/1"].attrs[hdf5.ABSENT_ATTR] = np.bytes_(b"bias_schedule,theta_neg")
     assert "content hash mismatch" in str(load_error(saved))  # a different network, not a silent default
     with h5py.File(saved, "r+") as f:
-        f["populations/1"].attrs[hdf5.ABSENT_ATTR] = "bias"
+        f["populations/1"].attrs[hdf5.ABSENT_ATTR] = np.bytes_(b"bias")
     assert "may list only" in str(load_error(saved))
     with h5py.File(saved, "r+") as f:
-        f["populations/1"].attrs[hdf5.ABSENT_ATTR] = "v_init"
         del f["populations/1"].attrs[hdf5.ABSENT_ATTR]
     assert "missing attribute 'absent'" in str(load_error(saved))
 
 
 def test_stored_and_absent_conflict(saved):
     with h5py.File(saved, "r+") as f:
-        f["populations/1"].attrs[hdf5.ABSENT_ATTR] = "bias_schedule,theta_neg"
+        f["populations/1"].attrs[hdf5.ABSENT_ATTR] = np.bytes_(b"bias_schedule,theta_neg")
     assert "both stored and listed as absent" in str(load_error(saved))
 
 
@@ -201,16 +224,15 @@ def test_unsigned_values_that_would_wrap(saved):
     ("populations/1", "shape", np.array([2**20, 2**20], np.int64), "larger than"),
     ("populations/1", "shape", np.arange(1000), "more than"),
     ("populations/1", "state_bits", 24.0, "must be an integer"),
+    ("populations/1", "state_bits", np.uint64(2**64 - 1), "outside"),
     ("populations/1", "state_bits", True, "must be an integer"),
     ("populations/1", "gate", 3, "must be a string"),
     ("populations/0", "scale", "1.0", "must be a number"),
-    ("populations/1", "kind", "LIF", "unknown population kind"),
-    ("edges/1/ops/0", "kind", "Conv3d", "unknown synapse op"),
+    ("populations/1", "kind", np.bytes_(b"LIF"), "unknown population kind"),
+    ("populations/1", "name", np.bytes_(b"\xff\xfe"), "UnicodeDecodeError"),
+    ("edges/1/ops/0", "kind", np.bytes_(b"Conv3d"), "unknown synapse op"),
     ("edges/1", "delay", np.array([1, 2]), "must be an integer"),
     ("", "version", "3", "must be an integer"),
-    ("", "meta", "[1, 2]", "JSON object"),
-    ("", "meta", "[" * 100_000 + "]" * 100_000, "nested deeper"),
-    ("", "meta", "{bad json", "malformed"),
     ("", hdf5.HASH_ATTR, 7, "must be a string"),
 ])
 def test_wrong_types_and_ranges(saved, where, name, value, message):
@@ -218,6 +240,29 @@ def test_wrong_types_and_ranges(saved, where, name, value, message):
         (f[where] if where else f).attrs[name] = value
     err = load_error(saved)
     assert message in str(err)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[1, 2]", "JSON object"),
+    ("[" * 100_000 + "]" * 100_000, "nested deeper"),  # no RecursionError
+    ('{"a": ' * 100 + "1" + "}" * 100, "nested deeper"),
+    ("{bad json", "malformed"),
+    ('{"x": 1' + "0" * 5000 + "}", "malformed"),  # int beyond Python's digit limit
+])
+def test_bad_meta(saved, text, message):
+    set_meta(saved, text)
+    assert message in str(load_error(saved))
+
+
+def test_meta_must_be_bytes(saved):
+    with h5py.File(saved, "r+") as f:
+        del f["meta"]
+        f["meta"] = np.arange(3)
+    assert "1-D uint8" not in str(load_error(saved))  # refused as the wrong kind first
+    with h5py.File(saved, "r+") as f:
+        del f["meta"]
+        f["meta"] = np.frombuffer(b"{}", np.uint8).astype(np.uint16)
+    assert "1-D uint8" in str(load_error(saved))
 
 
 def test_float_and_huge_datasets(saved):
@@ -251,8 +296,7 @@ def test_member_names_and_links(saved, tmp_path):
 
 
 def test_errors_chain_their_cause(saved):
-    with h5py.File(saved, "r+") as f:
-        f.attrs["meta"] = "{bad json"
+    set_meta(saved, "{bad json")
     assert isinstance(load_error(saved).__cause__, json.JSONDecodeError)
 
 
