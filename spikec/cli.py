@@ -1,7 +1,13 @@
 """The `spikec` command line: a thin layer over the public API.
 
-Every command takes --json (machine-readable result on stdout). Bad arguments or files exit
-with status 2 and a one-line message; `verify` exits with 1 when backends disagree.
+Every command takes --json (machine-readable result on stdout). Exit status:
+
+    0  success
+    1  `verify` found backends that disagree
+    2  bad arguments, files or inputs: a one-line message on stderr (click's usage errors and
+       every SpikecError)
+    3  an unexpected error (a bug in spikec or a library): a short message asking for a report;
+       `spikec --debug ...` shows the traceback
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+import traceback
 from pathlib import Path
 
 import click
@@ -18,18 +25,37 @@ from rich.console import Console
 from spikec.errors import SpikecError
 from spikec.jsonable import plain
 
-err_console = Console(stderr=True)
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+REPORT_HINT = ("please report this at the project's issue tracker, rerun with --debug for the traceback")
+
+
+def _one_line(text: str, limit: int = 1000) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class SpikecGroup(click.Group):
-    """Turns spikec's typed errors into a clear message and exit status 2."""
+    """The one top-level handler: a SpikecError becomes a one-line message and exit status 2; any
+    other exception a short message, a request to report it, and exit status 3 (with --debug,
+    also the traceback). click's own exceptions and exits pass through unchanged."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except SpikecError as err:
-            err_console.print(f"[bold red]error[/]: {type(err).__name__}: {err}", highlight=False)
-            sys.exit(2)
+            if ctx.params.get("debug"):
+                traceback.print_exc()
+            click.echo(f"error: {type(err).__name__}: {_one_line(err)}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except Exception as err:
+            if ctx.params.get("debug"):
+                traceback.print_exc()
+            click.echo(f"internal error: {type(err).__name__}: {_one_line(err, 300)}", err=True)
+            click.echo(REPORT_HINT, err=True)
+            sys.exit(EXIT_INTERNAL)
 
 
 def _console(as_json: bool) -> Console:
@@ -48,21 +74,45 @@ def _load_graph(path: str):
 
 
 def _load_inputs(path: str, graph=None) -> np.ndarray:
+    """Samples from a .npy file (the array itself) or a .npz file (its array x); float samples
+    are encoded with the graph's input scale."""
     from spikec.errors import FormatError
 
     p = Path(path)
     if not p.is_file():
         raise FormatError(f"{path}: no such file")
     try:
-        with np.load(p, allow_pickle=False) as data:
-            if "x" not in data:
-                raise FormatError(f"{path}: no array named 'x' (found {sorted(data.files)})")
-            x = data["x"]
-    except (ValueError, OSError) as err:
-        raise FormatError(f"{path}: not a readable .npz file: {err}") from None
+        data = np.load(p, allow_pickle=False)
+        if isinstance(data, np.ndarray):
+            x = data
+        else:
+            with data:
+                if not data.files:
+                    raise FormatError(f"{path}: empty .npz file (no arrays; expected the samples as x)")
+                if "x" not in data.files:
+                    raise FormatError(f"{path}: no array named 'x' (found {sorted(data.files)})")
+                x = data["x"]
+    except (ValueError, OSError, EOFError) as err:
+        if isinstance(err, FormatError):
+            raise
+        raise FormatError(f"{path}: not a readable .npz or .npy file: {_one_line(err, 200)}") from err
+    if x.ndim == 0 or x.size == 0:
+        raise FormatError(f"{path}: holds no samples (array of shape {x.shape})")
+    if x.dtype.kind not in "iuf":
+        raise FormatError(f"{path}: samples must be numbers, got dtype {x.dtype}")
     if graph is not None and x.dtype.kind == "f":
         x = graph.encode(x)
     return x
+
+
+def _make_parent(path: str) -> None:
+    """Create the folder an output file goes into."""
+    from spikec.errors import FormatError
+
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise FormatError(f"cannot create the folder for {path}: {_one_line(err, 200)}") from err
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
@@ -77,7 +127,8 @@ def _parse_shape(text: str) -> tuple[int, ...]:
 
 @click.group(cls=SpikecGroup)
 @click.version_option(package_name="spikec")
-def main():
+@click.option("--debug", is_flag=True, help="show the full traceback of an error")
+def main(debug):
     """spikec: convert PyTorch CNNs to integer IF spiking networks and run them bit-exactly."""
 
 
@@ -86,7 +137,7 @@ def main():
 @click.option("--weights", type=click.Path(dir_okay=False), help="state dict (.pt), loaded with weights_only=True")
 @click.option("--input-shape", required=True, help="one sample's shape, e.g. 1,28,28")
 @click.option("--method", default="qcfs", show_default=True)
-@click.option("--calibration", type=click.Path(dir_okay=False), help=".npz with float array x")
+@click.option("--calibration", type=click.Path(dir_okay=False), help=".npy float array or .npz with float array x")
 @click.option("--steps", type=int, default=None, help="time steps the graph is tuned for (FTBC)")
 @click.option("--target", default="loihi", show_default=True)
 @click.option("--input-scale", type=float, default=None,
@@ -148,12 +199,13 @@ def _build_model(spec: str, weights: str | None):
 
 @main.command("run")
 @click.argument("graph_path", type=click.Path(dir_okay=False))
-@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
+              help="samples: .npy array or .npz with array x")
 @click.option("--steps", type=int, required=True)
 @click.option("--backend", default="torch", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def run_cmd(graph_path, input_path, steps, backend, as_json):
-    """Run a compiled graph on inputs (.npz array x; floats are encoded with the graph's scale)."""
+    """Run a compiled graph on inputs (.npy array or .npz array x; floats are encoded with the graph's scale)."""
     import spikec
 
     graph = _load_graph(graph_path)
@@ -178,11 +230,13 @@ def run_cmd(graph_path, input_path, steps, backend, as_json):
 
 @main.command("verify")
 @click.argument("graph_path", type=click.Path(dir_okay=False))
-@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
+              help="samples: .npy array or .npz with array x")
 @click.option("--steps", type=int, required=True)
 @click.option("--backends", default="torch,brian2,lava", show_default=True)
 @click.option("--baseline", default="reference", show_default=True)
-@click.option("--plot", type=click.Path(dir_okay=False), help="write the equivalence map (PNG)")
+@click.option("--plot", type=click.Path(dir_okay=False),
+              help="write the equivalence map (PNG); missing folders are created")
 @click.option("--json", "as_json", is_flag=True)
 def verify_cmd(graph_path, input_path, steps, backends, baseline, plot, as_json):
     """Check that backends agree bit for bit, layer by layer (exit 1 on any mismatch)."""
@@ -200,6 +254,7 @@ def verify_cmd(graph_path, input_path, steps, backends, baseline, plot, as_json)
         report = spikec.verify(graph, x, steps, backends=names, baseline=baseline,
                                progress=lambda name: bar.advance(task))
     if plot:
+        _make_parent(plot)
         plot_equivalence(report, plot)
     if as_json:
         _emit(report.to_dict())
@@ -210,7 +265,8 @@ def verify_cmd(graph_path, input_path, steps, backends, baseline, plot, as_json)
 
 @main.command("estimate")
 @click.argument("graph_path", type=click.Path(dir_okay=False))
-@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
+              help="samples: .npy array or .npz with array x")
 @click.option("--steps", type=int, required=True)
 @click.option("--hardware", default="loihi2", show_default=True)
 @click.option("--energy-model", default=None)
