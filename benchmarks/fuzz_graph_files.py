@@ -17,6 +17,10 @@ Loads run in a worker process that is restarted after a crash or hang, so both a
 fatal.
 
     .venv/bin/python benchmarks/fuzz_graph_files.py [-n 10000] [--seed 0] [--timeout 5] [--json out.json]
+        [--legacy]
+
+--legacy fuzzes version-2 files (what spikec wrote before format version 3: no content hash,
+variable-length strings) to measure what reading old files still risks.
 """
 
 from __future__ import annotations
@@ -201,7 +205,12 @@ def _huge(f, rng) -> str:
         return f"populations/{pop}@shape=huge"
     if choice == 3:
         depth = int(rng.integers(65, 200_000))
-        f.attrs["meta"] = "[" * depth + "]" * depth
+        text = "[" * depth + "]" * depth
+        if isinstance(f.get("meta"), h5py.Dataset):  # version 3
+            del f["meta"]
+            f["meta"] = np.frombuffer(text.encode(), np.uint8)
+        else:
+            f.attrs["meta"] = text
         return f"meta nested {depth}"
     pop = _pick(rng, list(f["populations"]))
     f["populations"][pop].attrs["shape"] = np.array([2**40, 2**40], np.int64)
@@ -230,15 +239,36 @@ def classify(path, digest: str) -> tuple[str, str]:
     return "silent_change", "loaded a different graph"
 
 
+def downgrade_to_v2(path: Path) -> None:
+    """Rewrite a version-3 file as spikec wrote version 2: no hash, no absent markers,
+    variable-length strings, meta as a root attribute."""
+    from spikec.ir import hdf5
+
+    with h5py.File(path, "r+") as f:
+        f.attrs["version"] = 2
+        del f.attrs[hdf5.HASH_ATTR]
+        f.attrs["meta"] = f["meta"][()].tobytes().decode()
+        del f["meta"]
+        objects = [f]
+        f.visititems(lambda name, obj: objects.append(obj))
+        for obj in objects:
+            obj.attrs.pop(hdf5.ABSENT_ATTR, None)
+            for key, value in list(obj.attrs.items()):
+                if isinstance(value, bytes):
+                    obj.attrs[key] = value.decode()
+
+
 class Case:
     """The seed files and the seeded mutation of case number i."""
 
-    def __init__(self, folder: Path, seed: int):
+    def __init__(self, folder: Path, seed: int, legacy: bool = False):
         self.folder, self.seed = folder, seed
         self.sources = []
         for k, graph in enumerate(seed_graphs()):
             path = folder / f"seed{k}.h5"
             spikec.save(graph, path)
+            if legacy:
+                downgrade_to_v2(path)
             self.sources.append((path, content_digest(graph)))
 
     def make(self, i: int) -> tuple[Path, str, str]:
@@ -296,14 +326,14 @@ class _Pool:
             self.proc.join(5)
 
 
-def run(n: int, seed: int, timeout: float, progress: bool = True) -> dict:
+def run(n: int, seed: int, timeout: float, progress: bool = True, legacy: bool = False) -> dict:
     counts = Counter({o: 0 for o in OUTCOMES})
     by_mutation: dict[str, Counter] = {}
     bad = []
     pool = _Pool()
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        cases = Case(Path(tmp), seed)
+        cases = Case(Path(tmp), seed, legacy)
         try:
             for i in range(n):
                 path, digest, what = cases.make(i)
@@ -316,7 +346,8 @@ def run(n: int, seed: int, timeout: float, progress: bool = True) -> dict:
                     print(f"  {i + 1}/{n} cases, {time.perf_counter() - start:.0f} s", file=sys.stderr)
         finally:
             pool.close()
-    return {"cases": n, "seed": seed, "timeout_s": timeout, "seconds": round(time.perf_counter() - start, 1),
+    return {"cases": n, "seed": seed, "format_version": 2 if legacy else 3, "timeout_s": timeout,
+            "seconds": round(time.perf_counter() - start, 1),
             "counts": dict(counts), "by_mutation": {k: dict(v) for k, v in sorted(by_mutation.items())},
             "bad_examples": bad}
 
@@ -327,9 +358,11 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=5.0, help="seconds before a load counts as a hang")
     ap.add_argument("--json", type=Path, help="also write the counts here")
+    ap.add_argument("--legacy", action="store_true", help="fuzz version-2 files instead of version 3")
     args = ap.parse_args(argv)
-    result = run(args.cases, args.seed, args.timeout)
-    print(f"{result['cases']} cases in {result['seconds']} s (seed {result['seed']})")
+    result = run(args.cases, args.seed, args.timeout, legacy=args.legacy)
+    print(f"{result['cases']} cases in {result['seconds']} s (seed {result['seed']}, "
+          f"format version {result['format_version']})")
     for outcome in OUTCOMES:
         print(f"  {outcome:<20} {result['counts'][outcome]:>7}")
     for example in result["bad_examples"][:10]:
