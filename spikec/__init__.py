@@ -71,6 +71,19 @@ def estimate(graph: Graph, inputs, steps: int, hardware="loihi2", energy_model=N
                      backend=backend, model=model, trace=trace)
 
 
+def evaluate(graph: Graph, data, steps: int, backend: str = "torch", **options):
+    """Accuracy of `graph` on a labelled data set at every T = 1..steps, from one run to `steps`.
+
+    data: (images, labels), an iterable of such batches (a DataLoader), or a path (CIFAR-10
+    archive/folder/cifar-10-batches-py, labelled .npz). Options: model (the ANN, for its accuracy
+    beside), batch_size, limit, split, checkpoint (resumable), progress. Runs sharded under
+    torch.distributed (torchrun). Returns an Evaluation: `.accuracy(t)`, `.to_json()`, `.plot(path)`.
+    """
+    from spikec.analysis.evaluate import evaluate as _evaluate
+
+    return _evaluate(graph, data, steps, backend=backend, **options)
+
+
 def save(graph: Graph, path) -> None:
     """Write `graph` to `path` in spikec's versioned HDF5 format (atomically)."""
     from spikec.ir.hdf5 import save as _save
@@ -114,5 +127,6 @@ def export(graph: Graph, path, format: str, **options) -> None:  # noqa: A002
 
 
 __all__ = ["Graph", "Input", "IF", "Readout", "Edge", "Dense", "Conv2d", "SumPool2d", "Flatten",
-           "Trace", "compile", "run", "verify", "estimate", "save", "load", "export", "SpikecError", "GraphError",
+           "Trace", "compile", "run", "verify", "evaluate", "estimate", "save", "load", "export", "SpikecError",
+           "GraphError",
            "InputDataError", "FormatError", "UnsupportedError", "ConversionError", "OverflowRiskError", "BackendError"]

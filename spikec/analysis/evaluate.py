@@ -114,9 +114,9 @@ def evaluate(graph, data, steps: int, backend: str = "torch", *, model=None, bat
     graph.validate()
     batches = _batches(data, batch_size, split, limit)
     state = _Counts.empty(graph, steps)
-    done = _load_checkpoint(checkpoint, graph, steps, world) if checkpoint else {}
+    done = _load_checkpoint(checkpoint, graph, steps, world, batch_size) if checkpoint else {}
     t0 = time.perf_counter()
-    bar = _progress(progress and world.rank == 0, limit)
+    bar = _progress(progress and world.rank == 0, _total(data, limit))
     for index, (x, y) in enumerate(batches):
         if index % world.size != world.rank:
             continue
@@ -128,7 +128,7 @@ def evaluate(graph, data, steps: int, backend: str = "torch", *, model=None, bat
         state.add(counts)
         done[index] = counts
         if checkpoint:
-            _save_checkpoint(checkpoint, graph, steps, world, done)
+            _save_checkpoint(checkpoint, graph, steps, world, batch_size, done)
         bar.update(len(y) * world.size)
     bar.close()
     state = world.all_reduce(state)
@@ -241,19 +241,28 @@ def _limited(batches: Iterable, limit: int | None) -> Iterator[tuple]:
         yield x, y
 
 
+def _total(data, limit: int | None) -> int | None:
+    """Samples the progress bar expects, when the data says (pairs, DataLoaders over sized sets)."""
+    if isinstance(data, tuple) and len(data) == 2:
+        n = len(data[0])
+    else:
+        n = len(getattr(data, "dataset", ())) or None
+    return n if limit is None or n is None else min(n, limit)
+
+
 def _progress(enabled: bool, total: int | None):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, unit="img", desc="evaluate", disable=not enabled, leave=False, dynamic_ncols=True)
 
 
-def _fingerprint(graph, steps: int, world) -> str:
+def _fingerprint(graph, steps: int, world, batch_size: int) -> str:
     from spikec.ir.digest import content_digest
 
-    return hashlib.sha256(f"{content_digest(graph)}|{steps}|{world.size}".encode()).hexdigest()
+    return hashlib.sha256(f"{content_digest(graph)}|{steps}|{world.size}|{batch_size}".encode()).hexdigest()
 
 
-def _load_checkpoint(path, graph, steps: int, world) -> dict[int, _Counts]:
+def _load_checkpoint(path, graph, steps: int, world, batch_size: int) -> dict[int, _Counts]:
     file = Path(world.rank_path(path))
     if not file.exists():
         return {}
@@ -261,18 +270,18 @@ def _load_checkpoint(path, graph, steps: int, world) -> dict[int, _Counts]:
         obj = json.loads(file.read_text())
         if obj.get("format") != FORMAT:
             raise FormatError(f"{file}: not a spikec evaluation checkpoint (format {obj.get('format')!r})")
-        if obj["fingerprint"] != _fingerprint(graph, steps, world):
-            raise FormatError(f"{file}: checkpoint of a different graph, T or process count; "
+        if obj["fingerprint"] != _fingerprint(graph, steps, world, batch_size):
+            raise FormatError(f"{file}: checkpoint of a different graph, T, batch size or process count; "
                               "delete it or choose another --checkpoint")
         return {int(k): _Counts.from_json(v) for k, v in obj["batches"].items()}
     except (ValueError, KeyError, TypeError) as err:
         raise FormatError(f"{file}: malformed evaluation checkpoint ({err})") from err
 
 
-def _save_checkpoint(path, graph, steps: int, world, done: dict[int, _Counts]) -> None:
+def _save_checkpoint(path, graph, steps: int, world, batch_size: int, done: dict[int, _Counts]) -> None:
     file = Path(world.rank_path(path))
     file.parent.mkdir(parents=True, exist_ok=True)
-    obj = {"format": FORMAT, "fingerprint": _fingerprint(graph, steps, world),
+    obj = {"format": FORMAT, "fingerprint": _fingerprint(graph, steps, world, batch_size),
            "batches": {str(k): v.to_json() for k, v in sorted(done.items())}}
     tmp = file.with_name(f"{file.name}.tmp")
     tmp.write_text(json.dumps(obj))
