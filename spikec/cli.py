@@ -319,5 +319,9 @@ def inspect_cmd(graph_path, as_json):
         print_report(graph, console=Console())
 
 
+from spikec.cli_eval import eval_cmd  # noqa: E402  (registered here; defined in its own module)
+
+main.add_command(eval_cmd)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

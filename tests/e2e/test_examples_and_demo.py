@@ -40,19 +40,18 @@ def test_estimate_example(tmp_path):
 
 @pytest.mark.slow
 def test_demo_quick(tmp_path):
-    out = run_script(["-m", "spikec.demo", "--quick", "--out", tmp_path / "report", "--cache", tmp_path / "cache"],
-                     tmp_path)
+    out = run_script(["-m", "spikec.demo", "--quick", "--out", tmp_path / "report"], tmp_path)
     report_dir = tmp_path / "report"
     assert "report written to" in out
     md = (report_dir / "report.md").read_text()
-    for heading in ("# spikec demo report", "## Equivalence", "## Operations and energy", "| T | qcfs |"):
+    for heading in ("# spikec demo report", "## Equivalence", "## Operations and energy", "| T | hardware steps |"):
         assert heading in md
     summary = json.loads((report_dir / "report.json").read_text())
-    assert summary["equal"] is True
-    assert set(summary["snn_accuracy"]) == {"qcfs", "qcfs+srp1", "qcfs+srp4", "qcfs+ftbc"}
-    assert set(summary["snn_accuracy"]["qcfs"]) == {"1", "2", "4", "8", "16", "32"}
-    assert summary["latency"]["qcfs+srp1"] == summary["latency"]["qcfs"] + 1
-    assert summary["ann_accuracy"] > 0.5
+    assert summary["equal"] is True and set(summary["backends"]) >= {"torch"}
+    ev = summary["evaluation"]
+    assert ev["total"] == 200 and set(ev["accuracy"]) == {str(t) for t in range(1, 33)}
+    assert ev["ann_accuracy"] > 80          # the shipped CIFAR-10 ResNet-20 on real images
+    assert ev["accuracy"]["32"] > 70
     for png in ("accuracy_vs_steps.png", "equivalence.png"):
         assert (report_dir / png).stat().st_size > 1000
     assert (report_dir / "graph.h5").is_file()

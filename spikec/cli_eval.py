@@ -1,0 +1,60 @@
+"""`spikec eval`: data-set accuracy at every T from one run (single process or under torchrun)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+MARKS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+@click.command("eval")
+@click.argument("graph_path", type=click.Path(dir_okay=False))
+@click.option("--data", required=True, help="CIFAR-10 archive / folder / cifar-10-batches-py, a labelled .npz "
+              "(arrays x and y), or 'digits' / 'mnist-subset'")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["test", "train"]))
+@click.option("--steps", type=int, default=32, show_default=True, help="run to this T; every T up to it is read")
+@click.option("--at", "at", default=None, help="report only these T, e.g. 1,2,4,8 (default: powers of two)")
+@click.option("--limit", type=int, default=None, help="evaluate only the first N samples")
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--backend", default="torch", show_default=True, type=click.Choice(["torch", "reference"]))
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="record finished batches here; rerun to resume")
+@click.option("--plot", type=click.Path(dir_okay=False), help="write the accuracy-against-T plot (PNG)")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+def eval_cmd(graph_path, data, split, steps, at, limit, batch_size, backend, checkpoint, plot, as_json):
+    """Accuracy of a compiled graph on a labelled data set at every T (one run to --steps).
+
+    Under `torchrun --nproc_per_node N spikec eval ...` each process takes every N-th batch and
+    rank 0 prints the summed result (identical to one process)."""
+    from pathlib import Path
+
+    from spikec import evaluate, load
+    from spikec.analysis.distributed import World
+
+    graph = load(graph_path)
+    marks = [int(t) for t in at.split(",")] if at else [t for t in MARKS if t <= steps]
+    ev = evaluate(graph, data, steps, backend=backend, split=split, limit=limit, batch_size=batch_size,
+                  checkpoint=checkpoint, progress=not as_json)
+    if World.from_env().rank != 0:
+        return
+    if plot:
+        Path(plot).parent.mkdir(parents=True, exist_ok=True)
+        ev.plot(plot, title=f"{Path(graph_path).name}: {ev.total} samples")
+    if as_json:
+        click.echo(json.dumps(ev.to_json(at=marks), indent=2))
+        return
+    table = Table(title=f"{graph_path}: {ev.total} samples, {ev.world_size} process(es), "
+                        f"{ev.total / max(ev.wall_s, 1e-9):.1f} images/s")
+    for col in ("T", "hardware steps", "accuracy %", "correct"):
+        table.add_column(col, justify="right")
+    for t in marks:
+        table.add_row(str(t), str(t + ev.latency), f"{ev.accuracy(t):.2f}", str(int(ev.correct[t - 1])))
+    console = Console()
+    console.print(table)
+    saturated = {k: v for k, v in ev.saturations.items() if v}
+    console.print("saturations: " + (", ".join(f"{k} {v}" for k, v in saturated.items()) if saturated else "none"))
+    sys.stdout.flush()
