@@ -1,4 +1,8 @@
-"""Run a netx HDF5 file with Intel's loader (lava.lib.dl.netx.hdf5.Network) and read it back.
+"""Load and run a netx HDF5 file with Intel's loader (lava.lib.dl.netx.hdf5.Network).
+
+`load_network(path)` is `Network(net_config=path)` plus the two things a file spikec wrote may need
+and lava-dl 0.6 cannot read from a file: the input's message bits (graded "current" input) and
+the initial potentials that make biases exact from each layer's start step (see netx_export).
 
 Used by the round-trip tests (a file spikec exported must give the reference's spikes) and by the
 Lava benchmark (spikec's own Lava graph against the same network loaded through netx). Spikes are
@@ -31,7 +35,28 @@ def _meta(path):
     with h5py.File(path, "r") as f:
         meta = f["spikec"]
         names = meta["populations"][0].decode().split(",")
-        return names, meta["input_encoding"][0].decode(), int(meta["input_message_bits"][()])
+        initial = {name: v[()] for name, v in meta["initial_v"].items()} if "initial_v" in meta else {}
+        return names, meta["input_encoding"][0].decode(), int(meta["input_message_bits"][()]), initial
+
+
+def _netx_order(a: np.ndarray) -> np.ndarray:
+    """(C, H, W) -> netx's (W, H, C); 1-D unchanged."""
+    return a.transpose(2, 1, 0) if a.ndim == 3 else a
+
+
+def load_network(path, **kwargs):
+    """`lava.lib.dl.netx.hdf5.Network(net_config=path, input_message_bits=<from the file>, **kwargs)` with
+    each neuron's v starting at the initial potential spikec stored (v_init - (start - 1) * bias)."""
+    lava_compat.install()
+    from lava.lib.dl.netx.hdf5 import Network
+
+    names, _, message_bits, initial = _meta(path)
+    kwargs.setdefault("input_message_bits", message_bits)
+    net = Network(net_config=os.fspath(path), **kwargs)
+    for name, layer in zip(names[1:], net.layers):
+        if name in initial:
+            layer.neuron.v.init = (_netx_order(initial[name]) * 64).astype(np.int32)
+    return net
 
 
 def _source_data(x: np.ndarray, encoding: str, shape, hardware_steps: int) -> np.ndarray:
@@ -45,24 +70,32 @@ def _source_data(x: np.ndarray, encoding: str, shape, hardware_steps: int) -> np
     return data
 
 
-def run_netx(path, inputs, hardware_steps: int, record: bool = True) -> NetxRun:
-    """Run the netx file at `path` on each sample of `inputs` for `hardware_steps` steps."""
+def run_netx(path, inputs, hardware_steps: int, record: bool = True, plain: bool = False) -> NetxRun:
+    """Run the netx file at `path` on each sample of `inputs` for `hardware_steps` steps.
+
+    plain: load with `netx.hdf5.Network(net_config=path)` alone, as a user of Intel's loader would
+    (exact only for graphs with spike input and no bias or v_init); default `load_network(path)`.
+    """
     lava_compat.install()
-    from lava.lib.dl.netx.hdf5 import Network
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.source import RingBuffer
 
     from spikec.backends.lava_procs.recorder import SpikeRecorder
 
-    names, encoding, message_bits = _meta(path)
+    names, encoding, _, _ = _meta(path)
     inputs = np.asarray(inputs)
     outputs, spikes = [], {name: [] for name in names[1:-1]}
     timings = {"build": 0.0, "run": 0.0, "readback": 0.0}
     with tempfile.TemporaryDirectory(prefix="spikec-netx-") as folder:
         for b, x in enumerate(inputs):
             t0 = time.perf_counter()
-            net = Network(net_config=os.fspath(path), input_message_bits=message_bits)
+            if plain:
+                from lava.lib.dl.netx.hdf5 import Network
+
+                net = Network(net_config=os.fspath(path))
+            else:
+                net = load_network(path)
             source = RingBuffer(data=_source_data(x, encoding, net.inp.shape, hardware_steps))
             source.s_out.connect(net.inp)
             files = {}

@@ -55,7 +55,7 @@ def test_netx_round_trip_through_intels_loader(tmp_path, encoding):
     ref = run_reference(graph, x, steps, record=True)
     path = tmp_path / "lenet.net"
     spikec.export(graph, path, format="netx")
-    got = run_netx(path, x, graph.hardware_steps(steps))
+    got = run_netx(path, x, graph.hardware_steps(steps), plain=encoding == "spikes")
     assert set(got.spikes) == set(ref.spikes)
     for name, spikes in ref.spikes.items():
         assert np.array_equal(got.spikes[name], spikes), name
@@ -86,10 +86,10 @@ def test_netx_export_folds_weight_exponents_into_the_weights(tmp_path):
 
 
 @pytest.mark.parametrize("case, expected", [
-    ("residual", ["edge x->b: residual/skip edge"]),
-    ("neurons", ["layer a: subtract reset", "layer a: signed spikes", "layer a: v_init",
-                 "layer a: bias schedule", "layer a: SRP pre-simulation", "layer b: bias != 0",
-                 "layer b: per-channel/per-neuron thresholds", "readout out: skip", "readout out: bias"]),
+    ("residual", ["edge x->b: residual/skip edge", 'format="lava"']),
+    ("neurons", ["layer a: subtract reset", "target='loihi-stock'", "layer a: signed spikes",
+                 "layer a: bias schedule", "layer a: SRP pre-simulation", "layer b: bias in [5000, 5000]",
+                 "layer b: per-channel/per-neuron thresholds", "readout out: skip"]),
     ("ranges", ["edge a->b: weights in [-300, 2]", "layer b: state_bits 8"]),
 ])
 def test_netx_refuses_what_it_cannot_express(tmp_path, case, expected):
@@ -107,7 +107,7 @@ def test_netx_refuses_what_it_cannot_express(tmp_path, case, expected):
     elif case == "neurons":
         a = IF("a", (3, 4, 4), theta=np.int64(4), theta_neg=np.int64(4), v_init=np.int64(1),
                bias_schedule=np.ones((2, 3), np.int64), presim=2)
-        b = IF("b", (5,), theta=np.arange(1, 6), bias=np.int64(1), **zero)
+        b = IF("b", (5,), theta=np.arange(1, 6), bias=np.int64(5000), **zero)
         out = Readout("out", (2,), skip=1, bias=np.int64(2))
     else:
         w = ints(2, -2, 2, (5, 48))
