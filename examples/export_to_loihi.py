@@ -1,51 +1,71 @@
 """Export a trained CNN to Lava/Loihi: compile for stock Loihi neurons, write a lava-dl netx HDF5
-file and a runnable Lava script, and check the Lava backend against the PyTorch backend.
+file and a runnable Lava script, run the netx file through Intel's loader and check it, and the
+Lava backend, against the PyTorch backend bit for bit.
 
     python examples/export_to_loihi.py [--quick] [--out out/export]
+
+Uses the shipped CIFAR-10 VGG (spikec.models.pretrained("cifar10_vgg_small_qcfs")) when it is
+there, else trains a small BatchNorm CNN on 8x8 digits.
 """
 
 import argparse
 from pathlib import Path
 
 import numpy as np
-from torch import nn
 
 import spikec
-from spikec.datasets import digits
-from spikec.quantize import evaluate, replace_relu, train
+from spikec.backends.netx_run import run_netx
+from spikec.models import PRETRAINED
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--quick", action="store_true", help="fewer epochs and samples (CI)")
+parser.add_argument("--quick", action="store_true", help="fewer epochs, samples and steps (CI)")
 parser.add_argument("--out", default="out/export")
 args = parser.parse_args()
 out = Path(args.out)
 out.mkdir(parents=True, exist_ok=True)
 
-# 1. A small sequential CNN on 8x8 digits, with QCFS clip activations so that the thresholds are
-#    learned. netx loads only sequential conv/flatten/dense stacks, and its neurons add a bias from
-#    the first step on (before their input arrives), so the layers have no bias.
-data = digits()
-model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.ReLU(),
-                      nn.Conv2d(8, 8, 3, stride=2, padding=1, bias=False), nn.ReLU(),
-                      nn.Flatten(), nn.Linear(8 * 4 * 4, 10, bias=False))
-replace_relu(model, kind="qcfs", levels=4, threshold=1.0)
-train(model, (data.x_train, data.y_train), epochs=8 if args.quick else 20, lr=0.1, batch_size=64)
-print(f"ANN accuracy: {evaluate(model, (data.x_test, data.y_test)):.2%}")
+# 1. A trained sequential CNN with BatchNorm and QCFS clip activations (learned thresholds).
+#    netx loads only sequential conv/flatten/dense stacks; BatchNorm folds into per-channel biases.
+if (PRETRAINED / "cifar10_vgg_small_qcfs.pt").exists():
+    from spikec.datasets import CIFAR10_SUBSET, cifar10
 
-# 2. Compile for stock Loihi LIF neurons (reset to zero, '>' threshold), the semantics netx expresses.
-graph = spikec.compile(model, data.x_test[:1], method="qcfs", target="loihi-stock")
-spikec.save(graph, out / "digits.h5")
+    name = "cifar10_vgg"
+    model = spikec.models.pretrained("cifar10_vgg_small_qcfs")
+    images, labels = cifar10(CIFAR10_SUBSET)
+    calib, x_test, y_test = images[:64], images[5::100], labels[5::100]   # one image per class
+else:
+    from spikec.datasets import digits
+    from spikec.models import small_cnn
+    from spikec.quantize import evaluate, replace_relu, train
+
+    name = "digits"
+    data = digits()
+    model = replace_relu(small_cnn(image_size=8, channels=8, blocks=2), kind="qcfs", levels=4, threshold=1.0)
+    train(model, (data.x_train, data.y_train), epochs=8 if args.quick else 20, lr=0.1, batch_size=64)
+    print(f"ANN accuracy: {evaluate(model, (data.x_test, data.y_test)):.2%}")
+    calib, x_test, y_test = data.x_train[:64], data.x_test, data.y_test
+model.eval()
+
+# 2. Compile for stock Loihi LIF neurons (reset to zero, '>' threshold), the neurons netx builds.
+graph = spikec.compile(model, calib, method="qcfs", target="loihi-stock")
+spikec.save(graph, out / f"{name}.h5")
 
 # 3. Export: the netx HDF5 file Intel's loader reads, and a Lava script for any graph.
-spikec.export(graph, out / "digits.net", format="netx")
-spikec.export(graph, out / "digits_lava.py", format="lava")
-print(f"wrote {out / 'digits.net'} and {out / 'digits_lava.py'}")
+spikec.export(graph, out / f"{name}.net", format="netx")
+spikec.export(graph, out / f"{name}_lava.py", format="lava")
+print(f"wrote {out / f'{name}.net'} and {out / f'{name}_lava.py'}")
 
-# 4. Run a few samples on the Lava backend (Loihi's fixed-point models) and on PyTorch: equal?
-x = graph.encode(data.x_test[: 2 if args.quick else 8].numpy())
-steps = 8
-lava = spikec.run(graph, x, steps, backend="lava")
+# 4. Run a few samples through Intel's netx loader (spikec.backends.netx_run.load_network: netx's
+#    Network plus the input message bits and the initial potentials that start each layer's bias on
+#    time) and on PyTorch: equal? Then the same on spikec's own Lava backend (not in --quick mode).
+n, steps = (2, 4) if args.quick else (8, 16)
+x = graph.encode(x_test[:n].numpy())
 fast = spikec.run(graph, x, steps, backend="torch")
-assert np.array_equal(lava.output, fast.output), "Lava and PyTorch backends disagree"
-print(f"Lava == PyTorch on {len(x)} samples; predictions {lava.predictions().tolist()}, "
-      f"labels {data.y_test[:len(x)].tolist()}; {lava.hardware_steps} hardware steps for T={steps}")
+netx = run_netx(out / f"{name}.net", x, graph.hardware_steps(steps), record=False)
+assert np.array_equal(netx.output, fast.output), "netx and PyTorch backends disagree"
+print(f"netx == PyTorch on {n} samples; predictions {fast.predictions().tolist()}, labels "
+      f"{y_test[:n].tolist()}; {fast.hardware_steps} hardware steps for T={steps}")
+if not args.quick:
+    lava = spikec.run(graph, x, steps, backend="lava")
+    assert np.array_equal(lava.output, fast.output), "Lava and PyTorch backends disagree"
+    print(f"Lava == PyTorch on {n} samples")
