@@ -28,9 +28,9 @@ crosses the threshold on the way (checked per neuron: v0 + j * b < theta for j =
 layer is refused otherwise). netx's file format has no initial potential, so these v0 are stored
 in "/spikec/initial_v/<layer>" and applied by `spikec.backends.netx_run.load_network`, which also
 passes the input message bits (netx reads them only from its constructor: lava-dl 0.6 has no file
-field for the input's bits, and a `messageBits` entry in a neuron group breaks its loader). A graph
-with spike input and no bias or v_init needs neither: `netx.hdf5.Network(net_config=path)` alone
-reproduces it.
+field for the input's bits; a `messageBits` entry in a neuron group comes back as a NetDict
+wrapper, not a number). A graph with spike input and no bias or v_init needs neither:
+`netx.hdf5.Network(net_config=path)` alone reproduces it.
 
 A "/spikec" group records the input encoding, the input message bits, the initial potentials, the
 IR layer names and the latency; netx ignores it.
