@@ -230,24 +230,33 @@ def run_cmd(graph_path, input_path, steps, backend, as_json):
 
 @main.command("verify")
 @click.argument("graph_path", type=click.Path(dir_okay=False))
-@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
+@click.option("--input", "input_path", type=click.Path(dir_okay=False),
               help="samples: .npy array or .npz with array x")
+@click.option("--data", help="instead of --input: a labelled data set (path, 'digits', 'mnist-subset'), "
+              "checked batch by batch; shards under torchrun")
+@click.option("--limit", type=int, default=None, help="with --data: check only the first N samples")
+@click.option("--batch-size", type=int, default=16, show_default=True, help="with --data: samples per check")
 @click.option("--steps", type=int, required=True)
 @click.option("--backends", default="torch,brian2,lava", show_default=True)
 @click.option("--baseline", default="reference", show_default=True)
 @click.option("--plot", type=click.Path(dir_okay=False),
               help="write the equivalence map (PNG); missing folders are created")
 @click.option("--json", "as_json", is_flag=True)
-def verify_cmd(graph_path, input_path, steps, backends, baseline, plot, as_json):
+def verify_cmd(graph_path, input_path, data, limit, batch_size, steps, backends, baseline, plot, as_json):
     """Check that backends agree bit for bit, layer by layer (exit 1 on any mismatch)."""
     from rich.progress import Progress
 
     import spikec
     from spikec.analysis.verify_view import plot_equivalence, print_verify
 
+    if (input_path is None) == (data is None):
+        raise click.UsageError("give exactly one of --input (samples) and --data (a labelled data set)")
     graph = _load_graph(graph_path)
-    x = _load_inputs(input_path, graph)
     names = [b.strip() for b in backends.split(",") if b.strip()]
+    if data is not None:
+        _verify_dataset(graph, data, steps, names, baseline, limit, batch_size, as_json)
+        return
+    x = _load_inputs(input_path, graph)
     console = _console(as_json)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("running backends", total=len(set(names) | {baseline}))
@@ -260,6 +269,25 @@ def verify_cmd(graph_path, input_path, steps, backends, baseline, plot, as_json)
         _emit(report.to_dict())
     else:
         print_verify(report, console)
+    sys.exit(0 if report.equal else 1)
+
+
+def _verify_dataset(graph, data, steps, names, baseline, limit, batch_size, as_json) -> None:
+    from spikec.analysis.distributed import World
+    from spikec.analysis.verify_dataset import verify_dataset
+
+    report = verify_dataset(graph, data, steps, backends=names, baseline=baseline, batch_size=batch_size,
+                            limit=limit, progress=not as_json)
+    if World.from_env().rank == 0:
+        if as_json:
+            _emit(report.to_dict())
+        elif report.equal:
+            click.echo(f"EQUAL: {', '.join(report.backends)} match {baseline} bit for bit on "
+                       f"{report.samples} samples ({report.world_size} process(es)), T={steps}")
+        else:
+            d = report.first_divergence
+            click.echo(f"MISMATCH: {d['backend']} differs from {baseline} first at data-set sample {d['sample']}, "
+                       f"layer {d['layer']}, neuron {d['neuron']}, hardware step {d['step']}: {d['values']}")
     sys.exit(0 if report.equal else 1)
 
 

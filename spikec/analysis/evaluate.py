@@ -14,12 +14,13 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from spikec.analysis.batches import iter_batches, progress_bar, resolve, total_samples
 from spikec.errors import BackendError, FormatError, InputDataError
 
 FORMAT = "spikec-eval-checkpoint/1"
@@ -112,11 +113,12 @@ def evaluate(graph, data, steps: int, backend: str = "torch", *, model=None, bat
     runner = backends.get(backend)
     world = distributed.World.from_env()
     graph.validate()
-    batches = _batches(data, batch_size, split, limit)
+    data = resolve(data, split)
+    batches = iter_batches(data, batch_size, split, limit)
     state = _Counts.empty(graph, steps)
     done = _load_checkpoint(checkpoint, graph, steps, world, batch_size) if checkpoint else {}
     t0 = time.perf_counter()
-    bar = _progress(progress and world.rank == 0, _total(data, limit))
+    bar = progress_bar(progress and world.rank == 0, total_samples(data, limit), "evaluate")
     for index, (x, y) in enumerate(batches):
         if index % world.size != world.rank:
             continue
@@ -210,50 +212,6 @@ def _evaluate_batch(graph, runner, x, y, steps, model, count_spikes, backend, op
             ann = int((model(torch.as_tensor(x_arr, dtype=torch.float32)).argmax(1).numpy() == labels).sum())
     sats = dict(trace.saturations)
     return _Counts(correct, len(labels), ann, sats, dict(trace.spike_counts or {}))
-
-
-def _batches(data, batch_size: int, split: str, limit: int | None) -> Iterator[tuple]:
-    if isinstance(data, (str, os.PathLike)):
-        from spikec.datasets import load_labelled
-
-        data = load_labelled(data, split)
-    if isinstance(data, tuple) and len(data) == 2:
-        x, y = data
-        n = len(x) if limit is None else min(limit, len(x))
-        if len(y) != len(x):
-            raise InputDataError(f"images and labels differ in length: {len(x)} vs {len(y)}")
-        return ((x[i:min(i + batch_size, n)], y[i:min(i + batch_size, n)]) for i in range(0, n, batch_size))
-    if not isinstance(data, Iterable):
-        raise InputDataError(f"data must be (images, labels), an iterable of such batches or a path, "
-                             f"got {type(data).__name__}")
-    return _limited(data, limit)
-
-
-def _limited(batches: Iterable, limit: int | None) -> Iterator[tuple]:
-    seen = 0
-    for batch in batches:
-        if limit is not None and seen >= limit:
-            return
-        x, y = batch[0], batch[1]
-        if limit is not None and seen + len(y) > limit:
-            x, y = x[:limit - seen], y[:limit - seen]
-        seen += len(y)
-        yield x, y
-
-
-def _total(data, limit: int | None) -> int | None:
-    """Samples the progress bar expects, when the data says (pairs, DataLoaders over sized sets)."""
-    if isinstance(data, tuple) and len(data) == 2:
-        n = len(data[0])
-    else:
-        n = len(getattr(data, "dataset", ())) or None
-    return n if limit is None or n is None else min(n, limit)
-
-
-def _progress(enabled: bool, total: int | None):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="img", desc="evaluate", disable=not enabled, leave=False, dynamic_ncols=True)
 
 
 def _fingerprint(graph, steps: int, world, batch_size: int) -> str:

@@ -110,12 +110,31 @@ sys.path.insert(0, {tests!r})
 import torch.distributed as dist
 from analysis.test_evaluate import _graph_and_data
 import spikec
+from spikec import backends
+from spikec.analysis.verify_dataset import verify_dataset
+backends.register("picky", "picky_backend")
 graph, model, x, y = _graph_and_data()
 ev = spikec.evaluate(graph, (x, y), 5, model=model, batch_size=16, progress=False)
+found = verify_dataset(graph, (x, y), 3, backends=("picky",), batch_size=8, progress=False)
 if dist.get_rank() == 0:
-    json.dump(ev.to_json(), open({out!r}, "w"))
+    json.dump({{"eval": ev.to_json(), "verify": found.to_dict()}}, open({out!r}, "w"))
 dist.destroy_process_group()
 """
+
+
+def test_dataset_verify_names_the_first_bad_sample(case):
+    from picky_backend import bad_samples
+
+    from spikec import backends
+    from spikec.analysis.verify_dataset import verify_dataset
+
+    graph, _, x, y = case
+    backends.register("picky", "picky_backend")
+    first_bad = int(bad_samples(graph.encode(x.numpy()))[0])
+    report = verify_dataset(graph, (x, y), 3, backends=("picky",), batch_size=8, progress=False)
+    assert not report.equal and report.first_divergence["sample"] == first_bad
+    assert report.first_divergence["batch"] == first_bad // 8
+    assert verify_dataset(graph, (x, y), 3, backends=("torch",), batch_size=30, progress=False).equal
 
 
 @pytest.mark.slow
@@ -129,7 +148,15 @@ def test_torchrun_two_processes_equal_one(case, tmp_path):
                           "--master_port", "29531", str(script)], capture_output=True, text=True, timeout=300,
                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, res.stderr[-3000:]
-    dist = json.loads(out.read_text())
+    got = json.loads(out.read_text())
+    dist = got["eval"]
     assert dist["world_size"] == 2
     for key in ("correct", "total", "ann_correct", "saturations", "spike_counts"):
         assert dist[key] == single[key], key
+    from spikec import backends
+    from spikec.analysis.verify_dataset import verify_dataset
+
+    backends.register("picky", "picky_backend")
+    alone = verify_dataset(graph, (x, y), 3, backends=("picky",), batch_size=8, progress=False)
+    assert got["verify"]["world_size"] == 2
+    assert got["verify"]["first_divergence"]["sample"] == alone.first_divergence["sample"]
