@@ -98,6 +98,12 @@ def load(path) -> Graph:
     return _load(path)
 
 
+def __getattr__(name: str):  # spikec.prepare / spikec.check (need torch): imported on first use
+    if name in ("prepare", "check"):
+        return getattr(__import__(f"spikec.compiler.{name}", fromlist=[name]), name)
+    raise AttributeError(f"module 'spikec' has no attribute {name!r}")
+
+
 # format -> "module:function" writing `graph` to `path` (imported only when used)
 _EXPORTERS = {
     "brian2": "spikec.backends.brian2_export:export_brian2",
@@ -127,6 +133,7 @@ def export(graph: Graph, path, format: str, **options) -> None:  # noqa: A002
 
 
 __all__ = ["Graph", "Input", "IF", "Readout", "Edge", "Dense", "Conv2d", "SumPool2d", "Flatten",
-           "Trace", "compile", "run", "verify", "evaluate", "estimate", "save", "load", "export", "SpikecError",
+           "Trace", "compile", "prepare", "check", "run", "verify", "evaluate", "estimate", "save", "load",
+           "export", "SpikecError",
            "GraphError",
            "InputDataError", "FormatError", "UnsupportedError", "ConversionError", "OverflowRiskError", "BackendError"]

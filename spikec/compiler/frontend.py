@@ -14,7 +14,7 @@ from torch import nn
 from spikec.errors import ConversionError, UnsupportedError
 from spikec.quantize.activations import ClipActivation
 
-_TORCH_DIR = os.path.dirname(torch.__file__)
+_TORCH_DIR = os.path.dirname(torch.__file__) + os.sep   # with the separator: torchvision is not torch
 _FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 
 
@@ -87,11 +87,23 @@ def trace(model: nn.Module, example: torch.Tensor) -> fx.GraphModule:
 
 
 def source_line(node: fx.Node) -> str:
-    """'file.py:42' of the user code that created `node`, or ''."""
+    """'file.py:42' of the innermost frame outside torch itself that created `node` (the user's
+    forward, or a library's such as torchvision's), or ''."""
+    found = ""
     for path, line in _FRAME.findall(node.stack_trace or ""):
         if not path.startswith(_TORCH_DIR):
-            return f"{os.path.basename(path)}:{line}"
-    return ""
+            found = f"{os.path.basename(path)}:{line}"
+    return found
+
+
+def module_scope(node: fx.Node) -> tuple[str, str]:
+    """(module path, class name) of the innermost module whose forward created `node`, from the
+    tracer's nn_module_stack; ('', '') at the top level of the model's forward."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return "", ""
+    path, cls = list(stack.values())[-1]
+    return str(path), getattr(cls, "__name__", str(cls).rsplit(".", 1)[-1].rstrip("'>"))
 
 
 def replace_maxpool(model: nn.Module) -> nn.Module:

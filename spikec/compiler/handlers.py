@@ -99,34 +99,105 @@ def lower_relu6(low, node, args, kwargs, out):
     return low.activation(node, low.expr(node, args[0]), None, fixed_clip=6.0)
 
 
-def _avg_pool(low, node, x: Expr, kernel, stride, padding, ceil_mode, divisor, out):
+def _fixed_clip(low, node, x, lo, hi):
+    """clamp(x, lo, hi) with lo = 0: a ReLU (hi None) or a clip activation with threshold hi."""
+    where = low.where(node)
+    if isinstance(lo, Const) or isinstance(hi, Const) or isinstance(lo, Expr) or isinstance(hi, Expr):
+        raise UnsupportedError(f"{where}: clamps to tensor bounds; only number bounds (0, b) are a clip")
+    if lo is None or float(lo) != 0.0 or (hi is not None and not float(hi) > 0):
+        raise UnsupportedError(f"{where}: clamps to [{lo}, {hi}]; an IF neuron computes clip(x, 0, b) with "
+                               "b > 0 only (a lower bound other than 0 is not a spiking rate)")
+    if hi is None:
+        return low.activation(node, x, None)
+    return low.activation(node, x, None, fixed_clip=float(hi))
+
+
+def lower_hardtanh_module(low, node, args, kwargs, out):
+    """nn.Hardtanh(0, b) = a clip activation with the fixed threshold b."""
+    m: nn.Hardtanh = low.module(node)
+    return _fixed_clip(low, node, low.expr(node, args[0]), m.min_val, m.max_val)
+
+
+def lower_hardtanh_fn(low, node, args, kwargs, out):
+    return _fixed_clip(low, node, low.expr(node, _arg(args, kwargs, 0, "input")),
+                       _arg(args, kwargs, 1, "min_val", -1.0), _arg(args, kwargs, 2, "max_val", 1.0))
+
+
+def lower_clamp(low, node, args, kwargs, out):
+    """torch.clamp / torch.clip / Tensor.clamp(_) with min 0: ReLU or a fixed clip."""
+    return _fixed_clip(low, node, low.expr(node, args[0]), _arg(args, kwargs, 1, "min"),
+                       _arg(args, kwargs, 2, "max"))
+
+
+def _pool_geometry(size: int, kernel: int, stride: int, pad: int, out: int, where: str) -> int:
+    """The right/bottom zero padding r >= pad that makes windows i*stride - pad .. + kernel give `out`
+    outputs (ceil_mode adds partial windows on that side); UnsupportedError if none does."""
+    right = max(pad, (out - 1) * stride + kernel - pad - size)
+    if (size + pad + right - kernel) // stride + 1 != out:
+        raise UnsupportedError(f"{where}: pooling windows ({kernel}, stride {stride}, padding {pad}) over "
+                               f"{size} give {out} outputs; spikec cannot reproduce this geometry")
+    return right
+
+
+def _avg_pool(low, node, x: Expr, kernel, stride, padding, ceil_mode, divisor, out, include_pad=True):
+    """Average pooling. Without padding or partial windows: sum pooling (a weight-free SumPool2d)
+    times 1/k^2. With zero padding or ceil_mode's partial windows: a depthwise all-ones convolution
+    (padded; a partial window is a window with more zero padding on the right/bottom) into a relay
+    IF layer, since an edge carries one weighted op and the next conv needs its own; the divisor
+    must then be the same for every window (count_include_pad=True without partial windows, or
+    divisor_override)."""
     where = low.where(node)
     if len(x.shape) != 3:
         raise UnsupportedError(f"{where}: average pooling needs a (C, H, W) tensor, got {x.shape}")
     kernel = _pair(kernel)
     stride = kernel if stride is None or stride == [] else _pair(stride)
-    if _pair(padding) != (0, 0):
-        raise UnsupportedError(f"{where}: average pooling with padding={padding} averages zero padding "
-                               "and has no sum-pooling equivalent; use padding=0")
-    if divisor is not None:
-        raise UnsupportedError(f"{where}: divisor_override={divisor} is not supported")
-    pooled = x.sum_pool(kernel, stride, where)
-    if pooled.shape != tuple(out.shape[1:]):
-        raise UnsupportedError(f"{where}: ceil_mode={ceil_mode} gives output {tuple(out.shape[1:])} with "
-                               "partial windows; use ceil_mode=False or an input size that divides evenly")
-    return pooled.scale(1.0 / (kernel[0] * kernel[1]), where)
+    pad = _pair(padding)
+    out_hw = tuple(int(v) for v in out.shape[2:])
+    right = tuple(_pool_geometry(n, k, s, p, o, where)
+                  for n, k, s, p, o in zip(x.shape[1:], kernel, stride, pad, out_hw))
+    area = kernel[0] * kernel[1]
+    if pad == (0, 0) and right == (0, 0):
+        if divisor is not None:
+            area = int(divisor)
+        return x.sum_pool(kernel, stride, where).scale(1.0 / area, where)
+    if divisor is None:
+        if not include_pad:
+            raise UnsupportedError(f"{where}: average pooling with padding={padding} and "
+                                   "count_include_pad=False divides border windows by fewer elements; the "
+                                   f"divisor must be uniform: use count_include_pad=True or divisor_override={area}")
+        if right != pad:
+            raise UnsupportedError(f"{where}: ceil_mode=True gives partial windows that PyTorch divides by "
+                                   f"their clipped size; the divisor must be uniform: pass divisor_override={area} "
+                                   "(spikec.prepare does), or use ceil_mode=False")
+        divisor = area
+    if any(t.weighted for t in x.terms):
+        raise UnsupportedError(f"{where}: padded or ceil-mode average pooling right after "
+                               f"{x.origin or 'a linear layer'} with no activation between them; put the "
+                               "activation before the pooling (conv -> BN -> activation -> pool)")
+    return low.relay(node, _padded_sum_pool(x, kernel, stride, pad, right, where), 1.0 / float(divisor))
+
+
+def _padded_sum_pool(x: Expr, kernel, stride, pad, right, where: str) -> Expr:
+    """Zero-padded sum pooling as a depthwise conv with a ones kernel: padding `right` on both sides and
+    right - pad leading zero taps, so windows start at i * stride - pad and may overhang on the right."""
+    channels = x.shape[0]
+    extra = (right[0] - pad[0], right[1] - pad[1])
+    w = np.zeros((channels, 1, kernel[0] + extra[0], kernel[1] + extra[1]), np.float64)
+    w[:, :, extra[0]:, extra[1]:] = 1.0
+    return x.weighted(FloatConv(w, stride, right, (1, 1), channels), None, where, x.origin)
 
 
 def lower_avgpool_module(low, node, args, kwargs, out):
     m: nn.AvgPool2d = low.module(node)
     return _avg_pool(low, node, low.expr(node, args[0]), m.kernel_size, m.stride, m.padding, m.ceil_mode,
-                     m.divisor_override, out)
+                     m.divisor_override, out, m.count_include_pad)
 
 
 def lower_avgpool_fn(low, node, args, kwargs, out):
     a = lambda i, n, d=None: _arg(args, kwargs, i, n, d)  # noqa: E731
     return _avg_pool(low, node, low.expr(node, a(0, "input")), a(1, "kernel_size"), a(2, "stride"),
-                     a(3, "padding", 0), a(4, "ceil_mode", False), a(6, "divisor_override"), out)
+                     a(3, "padding", 0), a(4, "ceil_mode", False), a(6, "divisor_override"), out,
+                     a(5, "count_include_pad", True))
 
 
 def _adaptive(low, node, x: Expr, output_size, out):
@@ -256,7 +327,8 @@ def lower_cat(low, node, args, kwargs, out):
 
 
 MAXPOOL_HINT = ("max pooling has no integrate-and-fire equivalent; replace it by average pooling "
-                "(spikec.compiler.replace_maxpool(model) swaps nn.MaxPool2d for nn.AvgPool2d) and retrain")
+                "(spikec.prepare(model, x) rewrites modules and F.max_pool2d calls; "
+                "spikec.compiler.replace_maxpool(model) swaps nn.MaxPool2d for nn.AvgPool2d) and retrain")
 
 MODULES = {
     nn.Conv2d: lower_conv,
@@ -265,6 +337,7 @@ MODULES = {
     nn.BatchNorm2d: lower_batchnorm,
     nn.ReLU: lower_relu,
     nn.ReLU6: lower_relu6,
+    nn.Hardtanh: lower_hardtanh_module,
     ClipActivation: lower_clip,
     nn.AvgPool2d: lower_avgpool_module,
     nn.AdaptiveAvgPool2d: lower_adaptive_module,
@@ -280,6 +353,10 @@ FUNCTIONS = {
     F.relu_: lower_relu,
     torch.relu_: lower_relu,
     F.relu6: lower_relu6,
+    F.hardtanh: lower_hardtanh_fn,
+    F.hardtanh_: lower_hardtanh_fn,
+    torch.clamp: lower_clamp,
+    torch.clip: lower_clamp,
     F.avg_pool2d: lower_avgpool_fn,
     torch._C._nn.avg_pool2d: lower_avgpool_fn,
     F.adaptive_avg_pool2d: lower_adaptive_fn,
@@ -309,6 +386,7 @@ FUNCTIONS = {
 
 METHODS = {
     "relu": lower_relu, "relu_": lower_relu,
+    "clamp": lower_clamp, "clamp_": lower_clamp, "clip": lower_clamp, "clip_": lower_clamp,
     "view": lower_reshape, "reshape": lower_reshape, "flatten": lower_reshape, "squeeze": lower_reshape,
     "contiguous": lower_identity, "clone": lower_identity, "detach": lower_identity,
     "add": lower_add, "add_": lower_add, "sub": lower_sub, "sub_": lower_sub,

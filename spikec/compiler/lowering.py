@@ -4,8 +4,10 @@ Each fx node is run twice side by side: once on the real example tensor (shapes,
 values of shape arithmetic) and once symbolically on affine expressions (spikec.compiler.expr).
 Activations become IF layers, the model output becomes the Readout. A node is looked up in
 MODULES (by module type, walking its MRO), FUNCTIONS (by function) or METHODS (by Tensor method
-name); anything else raises UnsupportedError naming the module path / source line and listing
-what is supported. Nodes that touch no input-derived tensor are evaluated as constants.
+name). A node that cannot be lowered is recorded as a problem (module path, source line) and
+replaced by a stand-in population of its real output's shape, so the walk goes on and finds every
+problem in one pass; `lower` then raises one UnsupportedError listing them all, `problems`
+returns them (spikec.check). Nodes that touch no input-derived tensor are evaluated as constants.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from torch import nn
 from torch.fx.node import map_aggregate, map_arg
 
 from spikec.compiler.expr import Expr
-from spikec.compiler.floatir import FloatEdge, FloatGraph, FloatLayer
-from spikec.compiler.frontend import source_line
+from spikec.compiler.floatir import FloatConv, FloatEdge, FloatGraph, FloatLayer, weighted_index
+from spikec.compiler.frontend import module_scope, source_line
 from spikec.compiler.handlers import (
     FUNCTIONS,
     HINTS,
@@ -40,6 +42,13 @@ from spikec.errors import ConversionError, UnsupportedError
 _BAD = re.compile(r"[^A-Za-z0-9_.]")
 
 
+class _Poison:
+    """The symbolic value of a failed node whose output is not one batch tensor (nothing to stand in)."""
+
+
+POISON = _Poison()
+
+
 class Lowerer:
     """Walks the fx graph once; collects float-IR layers and edges."""
 
@@ -51,19 +60,24 @@ class Lowerer:
         self.layers: list[FloatLayer] = []
         self.edges: list[FloatEdge] = []
         self.names: set[str] = set()
+        self.problems: list[tuple[fx.Node, UnsupportedError]] = []   # (node, error), graph order
 
     # helpers used by handlers
     def module(self, node: fx.Node) -> nn.Module:
         return self.modules[node.target]
 
     def where(self, node: fx.Node) -> str:
+        """'path (Type)' of a module call; 'scope.name (function at file:line in Type)' otherwise."""
         if node.op == "call_module":
             return f"{node.target} ({type(self.modules[node.target]).__name__})"
         line = source_line(node)
         at = f" at {line}" if line else ""
+        scope, cls = module_scope(node)
+        name = f"{scope}.{node.name}" if scope else node.name
+        inside = f" in {cls}" if cls else ""
         if node.op == "call_method":
-            return f"{node.name} (Tensor.{node.target}{at})"
-        return f"{node.name} ({function_name(node.target)}{at})"
+            return f"{name} (Tensor.{node.target}{at}{inside})"
+        return f"{name} ({function_name(node.target)}{at}{inside})"
 
     def expr(self, node: fx.Node, value) -> Expr:
         if not isinstance(value, Expr):
@@ -81,7 +95,8 @@ class Lowerer:
         self.names.add(name)
         return name
 
-    def activation(self, node: fx.Node, x: Expr, clip_module, fixed_clip: float | None = None) -> Expr:
+    def activation(self, node: fx.Node, x: Expr, clip_module, fixed_clip: float | None = None,
+                   relay_clip=None) -> Expr:
         where = self.where(node)
         if len(x.shape) not in (1, 3):
             raise UnsupportedError(f"{where}: activation on a tensor of per-sample shape {x.shape}; "
@@ -90,6 +105,8 @@ class Lowerer:
         clip, kind = None, "ReLU"
         if fixed_clip is not None:
             clip, kind = np.float64(fixed_clip), f"clip({fixed_clip:g})"
+        if relay_clip is not None:
+            clip, kind = relay_clip, "relay"
         if clip_module is not None:
             clip = as_float64(clip_module.threshold)
             kind = type(clip_module).__name__
@@ -107,6 +124,45 @@ class Lowerer:
                                       bias=x.compact_bias(), clip=clip, activation=kind))
         self.edges += [FloatEdge(src, name, ops) for src, ops in x.edge_chains()]
         return Expr.of_population(name, x.shape)
+
+    def relay(self, node: fx.Node, x: Expr, gain: float) -> Expr:
+        """`gain * x` (x: a non-negative weighted op on activation outputs, such as a padded pooling)
+        as a relay IF layer, so that the next linear layer gets an edge of its own. Exact in the ANN:
+        the value is >= 0, so the relay's clip (the sources' clips times the op's gain on a constant
+        input, which bounds it) or ReLU (when a source has no clip; threshold from calibration
+        statistics of this node) leaves it unchanged."""
+        where = self.where(node)
+        x = x.scale(gain, where)
+        layers = {lay.name: lay for lay in self.layers}
+        clip, bounded = np.float64(0.0), True
+        for t in x.terms:
+            src = layers.get(t.src)
+            if src is None and t.src.startswith("?"):   # stand-in after an earlier problem
+                bounded = False
+                continue
+            op = t.ops[weighted_index(t.ops)] if t.weighted else None
+            if src is None or src.kind != "if" or op is None or np.any(op.weight < 0):
+                what = "the model input" if src is not None and src.kind == "input" else "a signed value"
+                raise UnsupportedError(f"{where}: padded or ceil-mode pooling becomes a relay IF layer, which "
+                                       f"needs a non-negative input (activation outputs); here it pools {what}; "
+                                       "use padding=0 and ceil_mode=False here")
+            simple = (len(t.ops) == 1 and t.embed is None and isinstance(op, FloatConv)
+                      and op.groups == op.weight.shape[0] == src.shape[0])
+            if src.clip is None or not simple:
+                bounded = False
+                continue
+            w = op.weight.reshape(op.weight.shape[0], -1).sum(axis=1)   # gain on a constant input
+            clip = clip + w * np.broadcast_to(np.asarray(src.clip, np.float64), w.shape)
+        if x.bias is not None:
+            if np.any(x.bias < 0):
+                raise UnsupportedError(f"{where}: padded or ceil-mode pooling of a value with a negative "
+                                       "constant offset cannot be relayed by an IF layer; use padding=0")
+            bounded = False
+        clip = np.asarray(clip, np.float64)
+        if not bounded or np.any(clip <= 0):
+            return self.activation(node, x, None)
+        return self.activation(node, x, None, relay_clip=np.float64(clip.flat[0]) if np.all(clip == clip.flat[0])
+                               else clip)
 
     # the walk
     def handler(self, node: fx.Node):
@@ -138,13 +194,25 @@ class Lowerer:
         return getattr(obj, node.target)(*rest, **kwargs)
 
     def run(self) -> FloatGraph:
+        """The float IR; one UnsupportedError listing every problem if there are any."""
+        self.walk()
+        if self.problems:
+            from spikec.compiler.check import combined_error
+
+            raise combined_error(self, self.problems)
+        return FloatGraph(tuple(self.layers), tuple(self.edges))
+
+    def walk(self) -> list[tuple[fx.Node, UnsupportedError]]:
+        """Lower every node; collect (node, UnsupportedError) for the nodes that cannot be lowered."""
         real: dict[fx.Node, Any] = {}
         sym: dict[fx.Node, Any] = {}
         seen_input = False
         with torch.no_grad():
             for node in self.gm.graph.nodes:
                 if node.op == "output":
-                    self.readout(node, map_arg(node.args[0], lambda n: sym[n]))
+                    value = map_arg(node.args[0], lambda n: sym[n])
+                    if not isinstance(value, _Poison):
+                        self._attempt(node, lambda v=value, n=node: self.readout(n, v))
                     break
                 if node.op == "placeholder":
                     if seen_input:
@@ -171,16 +239,37 @@ class Lowerer:
                 real[node] = out
                 s_args = map_arg(node.args, lambda n: sym[n])
                 s_kwargs = map_arg(node.kwargs, lambda n: sym[n])
-                if not _mentions_expr((s_args, s_kwargs)):
+                if _mentions((s_args, s_kwargs), _Poison):   # downstream of a reported problem
+                    sym[node] = self.stand_in(node, out)
+                    continue
+                if not _mentions((s_args, s_kwargs), Expr):
                     sym[node] = Const(out)
                     continue
-                value = self.handler(node)(self, node, s_args, s_kwargs, out)
+                value = self._attempt(node, lambda n=node, a=s_args, k=s_kwargs, o=out:
+                                      self.handler(n)(self, n, a, k, o))
+                if value is None:
+                    sym[node] = self.stand_in(node, out)
+                    continue
                 if isinstance(value, Expr) and (not isinstance(out, torch.Tensor)
                                                 or value.shape != tuple(out.shape[1:])):
                     raise ConversionError(f"{self.where(node)}: internal error: lowered shape {value.shape} "
                                           f"differs from the model's {tuple(getattr(out, 'shape', ()))}")
                 sym[node] = value
-        return FloatGraph(tuple(self.layers), tuple(self.edges))
+        return self.problems
+
+    def _attempt(self, node: fx.Node, fn):
+        """fn(), or None after recording its UnsupportedError against `node`."""
+        try:
+            return fn()
+        except UnsupportedError as err:
+            self.problems.append((node, err))
+            return None
+
+    def stand_in(self, node: fx.Node, out):
+        """A fresh population shaped like the real output (so later nodes are still checked), or POISON."""
+        if isinstance(out, torch.Tensor) and out.ndim >= 2 and out.shape[0] == self.batch:
+            return Expr.of_population(f"?{node.name}", tuple(int(d) for d in out.shape[1:]))
+        return POISON
 
     def input_layer(self, node: fx.Node) -> Expr:
         shape = tuple(int(s) for s in self.example.shape[1:])
@@ -207,12 +296,14 @@ class Lowerer:
         self.edges += [FloatEdge(s, name, ops) for s, ops in value.edge_chains()]
 
 
-def _mentions_expr(tree) -> bool:
+def _mentions(tree, kind) -> bool:
     found = []
-    map_aggregate(tree, lambda v: found.append(v) if isinstance(v, Expr) else None)
+    map_aggregate(tree, lambda v: found.append(v) if isinstance(v, kind) else None)
     return bool(found)
 
 
 def lower(gm: fx.GraphModule, example: torch.Tensor) -> FloatGraph:
-    """Lower a traced model to the float IR (un-normalized: thresholds not yet assigned)."""
+    """Lower a traced model to the float IR (un-normalized: thresholds not yet assigned).
+
+    Raises one UnsupportedError listing every node that cannot be lowered."""
     return Lowerer(gm, example).run()
