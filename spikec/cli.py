@@ -350,6 +350,7 @@ def inspect_cmd(graph_path, as_json):
 from spikec.cli_eval import eval_cmd  # noqa: E402  (registered here; defined in its own module)
 
 main.add_command(eval_cmd)
+main.add_command(__import__("spikec.cli_check", fromlist=["check_cmd"]).check_cmd)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

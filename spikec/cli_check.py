@@ -1,0 +1,39 @@
+"""`spikec check`: every construct of a model that spikec cannot convert, as a table (or JSON)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+
+@click.command("check")
+@click.option("--model", "model_spec", required=True, help="package.module:factory returning the nn.Module "
+              "(e.g. torchvision.models:resnet18)")
+@click.option("--weights", type=click.Path(dir_okay=False), help="state dict (.pt) to load into the model")
+@click.option("--input-shape", default="3,32,32", show_default=True, help="per-sample input shape C,H,W or N")
+@click.option("--json", "as_json", is_flag=True, help="print the problems as JSON")
+def check_cmd(model_spec, weights, input_shape, as_json):
+    """List what stops a model from converting (module path, op, source line, suggestion); exit 1 if any."""
+    import torch
+
+    import spikec
+    from spikec.cli import _build_model, _parse_shape
+
+    model = _build_model(model_spec, weights)
+    problems = spikec.check(model, torch.rand((1,) + _parse_shape(input_shape)))
+    if as_json:
+        click.echo(json.dumps([p.to_json() for p in problems], indent=2))
+    elif not problems:
+        click.echo(f"{model_spec}: no problems; spikec.compile can convert it (spikec.prepare first for "
+                   "plain-ReLU models and the qcfs method)")
+    else:
+        table = Table(title=f"{model_spec}: {len(problems)} problem(s)", show_lines=True)
+        for col in ("module", "op", "source", "problem", "suggestion", "prepare fixes"):
+            table.add_column(col, overflow="fold")
+        for p in problems:
+            table.add_row(p.module or "(forward)", p.op, p.source, p.message, p.suggestion, "yes" if p.fixable else "")
+        Console().print(table)
+    raise SystemExit(1 if problems else 0)
