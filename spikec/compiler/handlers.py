@@ -182,8 +182,12 @@ def _padded_sum_pool(x: Expr, kernel, stride, pad, right, where: str) -> Expr:
     right - pad leading zero taps, so windows start at i * stride - pad and may overhang on the right."""
     channels = x.shape[0]
     extra = (right[0] - pad[0], right[1] - pad[1])
-    w = np.zeros((channels, 1, kernel[0] + extra[0], kernel[1] + extra[1]), np.float64)
-    w[:, :, extra[0]:, extra[1]:] = 1.0
+    taps = np.zeros((kernel[0] + extra[0], kernel[1] + extra[1]), np.float64)
+    taps[extra[0]:, extra[1]:] = 1.0
+    if any(t.embed is not None for t in x.terms):   # after a concatenation: a full (diagonal) conv
+        w = np.eye(channels)[:, :, None, None] * taps
+        return x.weighted(FloatConv(w, stride, right, (1, 1), 1), None, where, x.origin)
+    w = np.broadcast_to(taps, (channels, 1) + taps.shape).copy()
     return x.weighted(FloatConv(w, stride, right, (1, 1), channels), None, where, x.origin)
 
 

@@ -146,13 +146,16 @@ class Lowerer:
                 raise UnsupportedError(f"{where}: padded or ceil-mode pooling becomes a relay IF layer, which "
                                        f"needs a non-negative input (activation outputs); here it pools {what}; "
                                        "use padding=0 and ceil_mode=False here")
-            simple = (len(t.ops) == 1 and t.embed is None and isinstance(op, FloatConv)
-                      and op.groups == op.weight.shape[0] == src.shape[0])
-            if src.clip is None or not simple:
+            if src.clip is None or len(t.ops) != 1 or t.embed is not None or not isinstance(op, FloatConv):
                 bounded = False
                 continue
-            w = op.weight.reshape(op.weight.shape[0], -1).sum(axis=1)   # gain on a constant input
-            clip = clip + w * np.broadcast_to(np.asarray(src.clip, np.float64), w.shape)
+            src_clip = np.broadcast_to(np.asarray(src.clip, np.float64), (src.shape[0],))
+            if op.groups == 1:
+                clip = clip + op.weight.sum(axis=(2, 3)) @ src_clip   # gain on a constant input, per output
+            elif op.groups == op.weight.shape[0] == src.shape[0]:
+                clip = clip + op.weight.reshape(op.groups, -1).sum(axis=1) * src_clip
+            else:
+                bounded = False
         if x.bias is not None:
             if np.any(x.bias < 0):
                 raise UnsupportedError(f"{where}: padded or ceil-mode pooling of a value with a negative "

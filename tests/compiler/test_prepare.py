@@ -195,3 +195,29 @@ def test_relu_networks_keep_working_with_replace_relu():
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 3))
     replace_relu(model)
     assert isinstance(model[2], QCFS)
+
+
+def test_padded_pool_after_a_concatenation_keeps_the_clip_bound():
+    """GoogLeNet / SqueezeNet: a ceil-mode or padded pool of concatenated branches (a relay with a clip)."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 2, 1), nn.Conv2d(3, 3, 3, padding=1)
+            self.pool = nn.MaxPool2d(3, 2, ceil_mode=True)
+            self.conv = nn.Conv2d(5, 4, 1)
+            self.fc = nn.Linear(4 * 5 * 5, 3)
+
+        def forward(self, x):
+            x = torch.cat([F.relu(self.a(x)), F.relu(self.b(x))], 1)
+            return self.fc(torch.flatten(F.relu(self.conv(self.pool(x))), 1))
+
+    torch.manual_seed(3)
+    x = torch.rand(2, 3, 10, 10)
+    pm = spikec.prepare(Net().eval(), x)
+    graph = spikec.compile(pm, x, steps=4)
+    relay = [lay for lay in _float_layers(pm, x) if lay.activation == "relay"]
+    assert len(relay) == 1 and relay[0].clip is not None
+    inputs = graph.encode(x.numpy())
+    np.testing.assert_array_equal(spikec.run(graph, inputs, 4, backend="torch").output,
+                                  spikec.run(graph, inputs, 4, backend="reference").output)
