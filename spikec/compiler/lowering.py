@@ -35,6 +35,7 @@ from spikec.compiler.handlers import (
     supported_summary,
 )
 from spikec.errors import ConversionError, UnsupportedError
+from spikec.ir.nodes import SumPool2d
 
 # --------------------------------------------------------------------------- the lowerer
 
@@ -146,10 +147,13 @@ class Lowerer:
                 raise UnsupportedError(f"{where}: padded or ceil-mode pooling becomes a relay IF layer, which "
                                        f"needs a non-negative input (activation outputs); here it pools {what}; "
                                        "use padding=0 and ceil_mode=False here")
-            if src.clip is None or len(t.ops) != 1 or t.embed is not None or not isinstance(op, FloatConv):
+            before = t.ops[:weighted_index(t.ops)]
+            if (src.clip is None or t.embed is not None or not isinstance(op, FloatConv) or op is not t.ops[-1]
+                    or not all(isinstance(p, SumPool2d) for p in before)):
                 bounded = False
                 continue
-            src_clip = np.broadcast_to(np.asarray(src.clip, np.float64), (src.shape[0],))
+            area = np.prod([p.kernel[0] * p.kernel[1] for p in before]) if before else 1.0   # sum pools
+            src_clip = np.broadcast_to(np.asarray(src.clip, np.float64), (src.shape[0],)) * area
             if op.groups == 1:
                 clip = clip + op.weight.sum(axis=(2, 3)) @ src_clip   # gain on a constant input, per output
             elif op.groups == op.weight.shape[0] == src.shape[0]:
