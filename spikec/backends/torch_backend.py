@@ -85,6 +85,40 @@ def run(graph, inputs, steps, record=False, record_v=False, device=None, chunk=N
     return parts[0] if len(parts) == 1 else _concat(parts)
 
 
+def run_with_layer_hook(graph, inputs, steps: int, hook) -> tuple[Trace, dict]:
+    """Run all of `inputs` as ONE chunk, letting `hook(layer, drive)` give each IF layer a bias
+    schedule just before it is simulated (layers in topological order; upstream layers are final).
+
+    The hook gets the layer without its bias schedule and that layer's drive (current + bias) at
+    local steps 1..n (n >= steps; a list of per-step tensors, read-only), and returns the layer to
+    simulate: the same layer with a new (or no) bias_schedule, nothing else changed. Its bounds are
+    re-derived, so the run stays exact. Used by FTBC's calibration (one pass per calibration batch
+    instead of one run per layer). Returns the trace and {layer name: the layer the hook returned}.
+    """
+    graph.validate()
+    x = graph.check_inputs(inputs, steps)
+    workspace = ops.Workspace(torch.device("cpu"))
+    chains = {id(e): ops.Chain(e.ops, workspace, e.weight_exp) for e in graph.edges}
+    with ops.exact_math(workspace.device), torch.no_grad():
+        run_ = _Run(graph, x, steps, False, False, chains, workspace, count_spikes=True, layer_hook=hook)
+        trace = run_.execute()
+    return trace, run_.replaced
+
+
+def _same_but_schedule(a, b) -> bool:
+    """True when IF layers a and b differ at most in their bias_schedule."""
+    import dataclasses
+
+    for f in dataclasses.fields(a):
+        if f.name == "bias_schedule":
+            continue
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        same = np.array_equal(x, y) if isinstance(x, np.ndarray) or isinstance(y, np.ndarray) else x == y
+        if not same:
+            return False
+    return True
+
+
 def _concat(parts: list[Trace]) -> Trace:
     """One Trace from the traces of consecutive slices of a batch."""
     first = parts[0]
@@ -116,12 +150,14 @@ class _Run:
     """One chunk of a batch, run population by population."""
 
     def __init__(self, graph, x: np.ndarray, steps: int, record: bool, record_v: bool, chains: dict,
-                 workspace, every_step: bool = False, count_spikes: bool = False):
+                 workspace, every_step: bool = False, count_spikes: bool = False, layer_hook=None):
         self.chains = chains   # {id(edge): Chain}, shared by the chunks of a run
         self.workspace = workspace
         self.graph, self.steps, self.device = graph, steps, workspace.device
         self.record, self.record_v = record, record_v
         self.every_step, self.count_spikes = every_step, count_spikes
+        self.layer_hook = layer_hook
+        self.replaced: dict[str, IF] = {}
         self.outputs: list[torch.Tensor] = []
         self.spike_counts: dict[str, int] = {}
         self.x = x
@@ -148,14 +184,9 @@ class _Run:
         self.may_saturate: dict[str, bool] = {}
         self.v_bound: dict[str, int] = {}
         self.drive_bound: dict[str, int] = {}
+        self.emit_bound = emit_bound
         for layer in g.if_layers:
-            drive = (self._drive_bound(layer.name, emit_bound) + ops.max_abs(layer.bias)
-                     + ops.max_abs(layer.bias_schedule))
-            limit = 2 ** (layer.state_bits - 1) - 1
-            reach = ops.max_abs(layer.v_init) + (self.total - self.start[layer.name] + 1) * drive
-            self.may_saturate[layer.name] = reach > limit
-            self.v_bound[layer.name] = min(reach, limit)
-            self.drive_bound[layer.name] = drive
+            self._bound_layer(layer)
         last: dict[str, int] = {}
         keep_all = self.record or self.record_v or self.count_spikes
         for name in reversed(self.order):
@@ -166,7 +197,16 @@ class _Run:
                 needs = [last[e.dst] - 1 - e.delay for e in g.out_edges(name)]
                 last[name] = min(self.total, max(needs + [self.start[name] - 1]))
         self.last = last
-        self.emit_bound = emit_bound
+
+    def _bound_layer(self, layer) -> None:
+        """Static drive and membrane bounds of `layer`: whether it may saturate, its exact dtype."""
+        drive = (self._drive_bound(layer.name, self.emit_bound) + ops.max_abs(layer.bias)
+                 + ops.max_abs(layer.bias_schedule))
+        limit = 2 ** (layer.state_bits - 1) - 1
+        reach = ops.max_abs(layer.v_init) + (self.total - self.start[layer.name] + 1) * drive
+        self.may_saturate[layer.name] = reach > limit
+        self.v_bound[layer.name] = min(reach, limit)
+        self.drive_bound[layer.name] = drive
 
     # ------------------------------------------------------------------ execution
     def execute(self) -> Trace:
@@ -226,11 +266,12 @@ class _Run:
         name = layer.name
         first, last = self.start[name], self.last[name]
         n = max(0, last - first + 1)   # a layer may start after the last hardware step
-        dtype = ops.exact_dtype(self.v_bound[name] + self.drive_bound[name] + max(
-            int(layer.theta.max()), 0 if layer.theta_neg is None else int(layer.theta_neg.max())),
-            self.device, name)
         shape = (self.batch,) + tuple(layer.shape)
-        drive = self._build_drive(layer, first, last, n, dtype, shape)
+        if self.layer_hook is not None:
+            layer, drive, dtype = self._hooked_drive(layer, first, last, n, shape)
+        else:
+            dtype = self._dtype(layer)
+            drive = self._build_drive(layer, first, last, n, dtype, shape)
         # the scan follows the layout its drive arrives in (int8 convolutions give channels-last)
         out = self.workspace.get(("spikes", name), (n,) + shape, torch.int8,
                                  channels_last=bool(drive) and ops.is_channels_last(drive[0]))
@@ -249,6 +290,30 @@ class _Run:
             full = v0.expand((self.total,) + shape).clone()
             full[first - 1: first - 1 + n] = result.voltages.to("cpu", torch.int64)
             self.volts[name] = full.numpy()
+
+    def _hooked_drive(self, layer, first: int, last: int, n: int, shape):
+        """Drive of the layer the hook returns: the schedule-free drive plus the new schedule."""
+        import dataclasses
+
+        base = dataclasses.replace(layer, bias_schedule=None)
+        self._bound_layer(base)
+        base_drive = self._build_drive(base, first, last, n, self._dtype(base), shape)
+        new = self.layer_hook(base, base_drive)
+        if not _same_but_schedule(new, base):
+            raise BackendError(f"{layer.name}: a layer hook may only change the bias schedule")
+        self._bound_layer(new)
+        self.replaced[layer.name] = new
+        dtype = self._dtype(new)
+        rows = [] if new.bias_schedule is None else new.bias_schedule[:n]
+        drive = [d.to(dtype) + ops.param(row, new.shape, dtype, self.device) if i < len(rows) else d.to(dtype)
+                 for i, (d, row) in enumerate(zip(base_drive, list(rows) + [None] * (n - len(rows))))]
+        return new, drive, dtype
+
+    def _dtype(self, layer):
+        """The narrowest exact dtype for `layer`'s scan (from its bounds, see _bound_layer)."""
+        theta = max(int(layer.theta.max()), 0 if layer.theta_neg is None else int(layer.theta_neg.max()))
+        return ops.exact_dtype(self.v_bound[layer.name] + self.drive_bound[layer.name] + theta, self.device,
+                               layer.name)
 
     def _build_drive(self, layer, first: int, last: int, n: int, dtype, shape) -> list:
         """drive[i] = everything added to v at local step i + 1 (current, bias, bias schedule)."""

@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from spikec.conversion.graphs import replace_nodes
 from spikec.errors import ConversionError, UnsupportedError
-from spikec.ir import IF, Conv2d, Dense, Flatten, Graph, SumPool2d
+from spikec.ir import IF, Graph
 from spikec.ir.graph import broadcast_param
 
-DEFAULTS = {"alpha": 0.4, "batches": 3, "batch_size": 200, "steps": 32, "chunk": 50}
+DEFAULTS = {"alpha": 0.4, "batches": 3, "batch_size": 200, "steps": 32}
 
 
 def layer_sources(graph: Graph) -> dict[str, dict]:
@@ -62,95 +61,60 @@ def layer_sources(graph: Graph) -> dict[str, dict]:
 def replay_errors(drive, steps: int, target: torch.Tensor, layer: IF) -> torch.Tensor:
     """Sum over the batch and space of the element-wise FTBC error e per step and channel.
 
-    drive(k) -> float64 [B, *shape]: input current + static bias at local step k (0-based);
-    target: float64 [B, *shape], the ANN activation in membrane units. Returns [steps, C].
+    drive(k) -> [B, *shape]: input current + static bias at local step k (0-based);
+    target: [B, *shape], the ANN activation in membrane units; the replay computes in target's
+    dtype (float64 for exact hand checks, float32 in calibration). Returns float64 [steps, C].
     """
+    dtype = target.dtype
     shape = tuple(target.shape)
     full = lambda a: torch.as_tensor(np.ascontiguousarray(broadcast_param(a, layer.shape)),  # noqa: E731
-                                     dtype=torch.float64)
+                                     dtype=dtype)
     theta = full(layer.theta)
-    signed = layer.theta_neg is not None
-    theta_neg = full(layer.theta_neg) if signed else None
     v = full(layer.v_init).expand(shape).clone()
-    net = torch.zeros(shape, dtype=torch.float64)
-    dims = [0] + list(range(2, len(shape)))
     sums = torch.zeros((steps, shape[1]), dtype=torch.float64)
+    if layer.theta_neg is None:
+        # e = theta [m >= theta] - a;  m' = m - e;  v = m' - theta [m' >= theta]   (in place: v is m)
+        if np.all(layer.theta == layer.theta.flat[0]):
+            theta = float(layer.theta.flat[0])      # a scalar broadcasts faster than a full tensor
+        target_sum = _channel_sums(target)
+        above = torch.empty(shape, dtype=torch.bool)
+        fired = torch.empty(shape, dtype=dtype)
+        for k in range(steps):
+            v += drive(k)
+            torch.mul(torch.ge(v, theta, out=above), theta, out=fired)
+            sums[k] = _channel_sums(fired) - target_sum
+            v += target
+            v -= fired
+            v -= torch.mul(torch.ge(v, theta, out=above), theta, out=fired)
+        return sums
+    theta_neg = full(layer.theta_neg)
+    net = torch.zeros(shape, dtype=dtype)
 
     def fire(m):
         pos = m >= theta
-        if not signed:
-            return pos, torch.zeros_like(pos)
         neg = (m <= -theta_neg) & ~pos
         if layer.gate == "net":
             neg &= net > 0
         return pos, neg
 
     for k in range(steps):
-        m = v + drive(k)
+        m = v + drive(k).to(dtype)
         pos, neg = fire(m)
         e = theta * pos - theta * neg - target
         m = m - e
         pos, neg = fire(m)
-        v = m - theta * pos
-        if signed:
-            v = v + theta_neg * neg
-            net = net + pos.double() - neg.double()
-        sums[k] = e.sum(dim=dims)
+        v = m - theta * pos + theta_neg * neg
+        net = net + pos.to(dtype) - neg.to(dtype)
+        sums[k] = _channel_sums(e)
     return sums
 
 
-def _drives(graph: Graph, name: str, x_int: np.ndarray, steps: int, backend: str):
-    """drive(k) for layer `name` on integer inputs x_int: its input current plus static bias at
-    local step k + 1, computed from a recorded run of the integer graph (current schedules)."""
-    from spikec import run
-
-    layer = graph.nodes[name]
-    spiking_sources = any(e.src != graph.input.name for e in graph.in_edges(name))
-    trace = run(graph, x_int, steps, backend=backend, record=True) if spiking_sources else None
-    start = graph.start_steps()[name]
-    bias = torch.as_tensor(np.ascontiguousarray(broadcast_param(layer.bias, layer.shape)),
-                           dtype=torch.float64)
-    edges = [(e, _Ops(e.ops)) for e in graph.in_edges(name)]
-    x = torch.as_tensor(x_int, dtype=torch.float64)
-
-    def drive(k: int) -> torch.Tensor:
-        t = start + k                          # hardware step of local step k + 1
-        total = bias.expand((x.shape[0],) + tuple(layer.shape)).clone()
-        for edge, chain in edges:
-            src_t = t - 1 - edge.delay
-            if src_t < 1:
-                continue
-            if edge.src == graph.input.name:
-                emitted = x
-            else:
-                emitted = torch.as_tensor(trace.spikes[edge.src][src_t - 1], dtype=torch.float64)
-            total += chain(emitted) * 2 ** edge.weight_exp
-        return total
-
-    return drive
-
-
-class _Ops:
-    """An edge's synapse ops in float64 torch (integer-exact: every value here stays far below 2^53)."""
-
-    def __init__(self, ops):
-        self.ops = ops
-        self.weights = [None if getattr(op, "weight", None) is None else
-                        torch.tensor(np.array(op.weight), dtype=torch.float64) for op in ops]
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        for op, w in zip(self.ops, self.weights):
-            if isinstance(op, Dense):
-                x = F.linear(x, w)
-            elif isinstance(op, Conv2d):
-                x = F.conv2d(x, w, None, op.stride, op.padding, op.dilation, op.groups)
-            elif isinstance(op, SumPool2d):
-                x = F.avg_pool2d(x, op.kernel, op.stride, divisor_override=1)
-            elif isinstance(op, Flatten):
-                x = x.reshape(x.shape[0], -1)
-            else:
-                raise UnsupportedError(f"FTBC replay: unknown synapse op {type(op).__name__}")
-        return x
+def _channel_sums(t: torch.Tensor) -> torch.Tensor:
+    """Per-channel sums of [B, C, ...] as float64 [C]: the batch first, then space (two reductions
+    over contiguous runs, much faster than one over dims (0, 2, 3))."""
+    per_sample = t.sum(dim=0)
+    return (per_sample.reshape(per_sample.shape[0], -1) if per_sample.ndim > 1 else per_sample[:, None]
+            ).sum(dim=1, dtype=torch.float64)
 
 
 def _activations(model: torch.nn.Module, sources: dict[str, dict], x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -219,14 +183,20 @@ def _batches(data: torch.Tensor, batches: int, batch_size: int) -> list[torch.Te
 
 
 def calibrate(graph: Graph, model: torch.nn.Module, data, alpha: float = 0.4, batches: int = 3,
-              batch_size: int = 200, steps: int = 32, chunk: int = 50, backend: str = "torch") -> Graph:
+              batch_size: int = 200, steps: int = 32) -> Graph:
     """Return a copy of `graph` with an FTBC bias_schedule [steps, C] on every IF layer.
 
     model: the float ANN the graph was compiled from (its activations are the targets), or the
     compiler's traced GraphModule (then read by the fx node names in meta);
     data: float calibration inputs [N, *input shape] (labels unused); the first `batches` slices
-    of `batch_size` samples are used (cycling if there are fewer). `chunk` only bounds memory.
+    of `batch_size` samples are used (cycling if there are fewer).
+
+    Cost: ONE run of the integer graph per calibration batch (the torch backend calls back before
+    simulating each layer, so the layer's input current comes from upstream layers already updated
+    in this pass), instead of one run per layer.
     """
+    from spikec.backends.torch_backend import run_with_layer_hook
+
     if not 0 < alpha or batches < 1 or steps < 1 or batch_size < 1:
         raise ConversionError(f"FTBC needs alpha > 0 and positive batches/steps/batch_size, got "
                               f"alpha={alpha}, batches={batches}, steps={steps}, batch_size={batch_size}")
@@ -243,21 +213,19 @@ def calibrate(graph: Graph, model: torch.nn.Module, data, alpha: float = 0.4, ba
     b = {layer.name: np.zeros((steps, layer.shape[0])) for layer in graph.if_layers}
     for batch in _batches(data, batches, batch_size):
         acts = _activations(model, sources, batch)
-        for layer in graph.if_layers:
-            target_all = acts[layer.name] * _channel_scale(sources[layer.name]["scale"], layer.shape)
-            if tuple(target_all.shape[1:]) != tuple(layer.shape):
+
+        def update(layer: IF, drive, acts=acts) -> IF:
+            # `layer` comes without its schedule and `drive` without it: the replay ignores it
+            target = (acts[layer.name] * _channel_scale(sources[layer.name]["scale"], layer.shape)).float()
+            if tuple(target.shape[1:]) != tuple(layer.shape):
                 raise ConversionError(f"{layer.name}: ANN activation {sources[layer.name]['source']!r} has "
-                                      f"shape {tuple(target_all.shape[1:])}, the IF layer {layer.shape}")
-            sums = torch.zeros((steps, layer.shape[0]), dtype=torch.float64)
-            count = 0
-            for lo in range(0, len(batch), chunk):
-                x_int = graph.encode(batch[lo: lo + chunk].numpy())
-                drive = _drives(graph, layer.name, x_int, steps, backend)
-                target = target_all[lo: lo + chunk]
-                sums += replay_errors(drive, steps, target, layer)
-                count += target.numel() // layer.shape[0]
-            b[layer.name] += alpha * (sums / count).numpy()
-            graph = replace_nodes(graph, {layer.name: _with_schedule(layer, b[layer.name])})
+                                      f"shape {tuple(target.shape[1:])}, the IF layer {layer.shape}")
+            sums = replay_errors(lambda k: drive[k], steps, target, layer)
+            b[layer.name] += alpha * (sums / (target.numel() // layer.shape[0])).numpy()
+            return _with_schedule(layer, b[layer.name])
+
+        _, replaced = run_with_layer_hook(graph, graph.encode(batch.numpy()), steps, update)
+        graph = replace_nodes(graph, replaced)
     meta = {"ftbc": {"alpha": alpha, "batches": batches, "batch_size": batch_size, "steps": steps}}
     return replace_nodes(graph, {}, meta)
 

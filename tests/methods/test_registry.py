@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import spikec
-from spikec.conversion.ftbc import _drives
+from spikec.backends.torch_backend import run_with_layer_hook
 from spikec.errors import ConversionError, UnsupportedError
 from spikec.models import small_cnn
 from spikec.quantize import replace_relu
@@ -59,18 +59,50 @@ def test_ftbc_through_compile(tiny):
 
 
 def test_replay_drive_matches_the_graph(tiny):
-    """The FTBC replay's input currents, fed to the plain IF rule, reproduce the recorded spikes."""
+    """The drives the torch backend hands FTBC's hook, fed to the plain IF rule, reproduce the
+    reference interpreter's spikes; a hook that changes more than the schedule is refused."""
     g = compile_(tiny)
     x_int = g.encode(tiny[1][:4].numpy())
     steps = 5
     trace = spikec.run(g, x_int, steps, backend="reference", record=True)
     starts = g.start_steps()
+    drives = {}
+
+    def keep(layer, drive):
+        drives[layer.name] = [d.to(torch.float64).contiguous() for d in drive]
+        return layer
+
+    hooked, _ = run_with_layer_hook(g, x_int, steps, keep)
+    assert np.array_equal(hooked.output, trace.output)
     for layer in g.if_layers:
-        drive = _drives(g, layer.name, x_int, steps, "torch")
         v = np.broadcast_to(layer.v_init, layer.shape).astype(np.float64)
         theta = np.broadcast_to(layer.theta.reshape(-1, *([1] * (len(layer.shape) - 1))), layer.shape)
         for k in range(steps):
-            v = v + drive(k).numpy()
+            v = v + drives[layer.name][k].numpy()
             s = v >= theta
             v = v - theta * s
             assert np.array_equal(s, trace.spikes[layer.name][starts[layer.name] - 1 + k] == 1)
+    import dataclasses
+
+    from spikec.errors import BackendError
+
+    with pytest.raises(BackendError, match="only change the bias schedule"):
+        run_with_layer_hook(g, x_int, steps, lambda layer, _: dataclasses.replace(layer, presim=1))
+
+
+def test_hooked_schedules_run_exactly(tiny):
+    """A run whose hook adds bias schedules equals the reference run of the graph with them."""
+    from spikec.conversion.graphs import replace_nodes
+
+    g = compile_(tiny)
+    x_int = g.encode(tiny[1][:4].numpy())
+    rng = np.random.default_rng(1)
+
+    def schedule(layer, _drive):
+        import dataclasses
+
+        return dataclasses.replace(layer, bias_schedule=rng.integers(-300, 300, (3, layer.shape[0])))
+
+    hooked, replaced = run_with_layer_hook(g, x_int, 6, schedule)
+    ref = spikec.run(replace_nodes(g, replaced), x_int, 6, backend="reference")
+    assert np.array_equal(hooked.output, ref.output) and hooked.saturations == ref.saturations
