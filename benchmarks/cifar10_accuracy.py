@@ -29,6 +29,7 @@ import torch
 
 from spikec import datasets
 from spikec.analysis.evaluate import evaluate
+from spikec.analysis.layer_error import layer_errors
 from spikec.analysis.plots import accuracy_vs_steps
 from spikec.compiler.api import compile_model
 from spikec.compiler.floatsim import simulate
@@ -110,6 +111,14 @@ def float_snn(compiled, x, y, steps, batch_size) -> list[float]:
     return list(100.0 * correct / len(x))
 
 
+def per_layer(model_name: str, x) -> list[dict]:
+    """Per-layer rate error of the plain QCFS graph on 50 images (where the accuracy goes)."""
+    model = pretrained(model_name)
+    graph = compile_model(model, x[:1], method="qcfs").graph
+    keep = torch.linspace(0, len(x) - 1, 50).long()
+    return layer_errors(graph, model, x[keep], steps=(1, 2, 4, 8, 32))
+
+
 def ann_accuracy(model_name: str, x, y) -> float:
     with torch.no_grad():
         return 100.0 * float((pretrained(model_name)(x).argmax(1) == y).float().mean())
@@ -154,6 +163,7 @@ def markdown(results: dict) -> str:
         cells = " | ".join(f"{at[t]:.2f} ({ann - at[t]:+.2f})" if t in at else "" for t in marks)
         lines.append(f"| {name} | {ann:.2f} | {cells} |")
     lines += [""] + [f"- {note}" for note in PAPER_NOTES] + [""]
+    lines += layer_tables(results)
     lines += ["## The models", "", "Trained on this 2-core CPU by `benchmarks/train_cifar10.py` (bf16 autocast, "
               "1 thread); weights in `spikec/pretrained/`. ANN accuracy on all 10,000 test images, float32.", "",
               "| model | command | seed | epochs | train wall time | ANN test accuracy |", "|---|---|---|---|---|---|"]
@@ -162,6 +172,25 @@ def markdown(results: dict) -> str:
         lines.append(f"| {name} | `{rec['command']}` | {rec['seed']} | {rec['epochs']} | "
                      f"{rec['train_wall_s'] / 60:.0f} min | {rec['ann_test_accuracy']:.2f} % |")
     return "\n".join(lines) + "\n"
+
+
+def layer_tables(results: dict) -> list[str]:
+    out = []
+    for name, rows in results.get("layers", {}).items():
+        ts = list(rows[0]["error"])
+        out += [f"## Where the accuracy goes: {name}, layer by layer", "",
+                "Mean |SNN rate over the first T local steps - ANN activation / threshold| per IF layer (plain QCFS "
+                "graph, 50 test images; `spikec.analysis.layer_error`). The ANN is quantised to L = 4 levels, so the "
+                "error is smallest near T = 4 and settles at the gap between L levels and the SNN's finer T-level "
+                "rates beyond it; large errors at T = 1, 2 that grow with depth are what SRP, FTBC and signed "
+                "neurons address.", "",
+                "| layer | source | ANN rate | " + " | ".join(f"err T={t}" for t in ts) + " |",
+                "|---|---|---|" + "---|" * len(ts)]
+        for r in rows:
+            out.append(f"| {r['layer']} | {r['source']} | {r['ann_rate']:.3f} | "
+                       + " | ".join(f"{r['error'][t]:.3f}" for t in ts) + " |")
+        out.append("")
+    return out
 
 
 def _ann(row: dict, results: dict) -> float:
@@ -219,6 +248,10 @@ def main(argv=None) -> int:
         models = sorted({r[1] for r in ROWS} | {r["model"] for r in keep_rows})
         results = {"images": len(y), "steps": args.steps, "date": time.strftime("%Y-%m-%d"),
                    "ann": {m: ann_accuracy(m, x, y) for m in models}, "rows": keep_rows}
+        results["layers"] = previous.get("layers", {}) if keep_rows else {}
+        for name in ("cifar10_resnet20_qcfs", "cifar10_vgg_small_qcfs"):
+            if any(r[1] == name for r in rows):
+                results["layers"][name] = per_layer(name, x)
         for row in rows:
             results["rows"].append(run_row(*row, x, y, x_calib, args.steps, args.batch_size))
             results["rows"].sort(key=lambda r: [row[0] for row in ROWS].index(r["label"]))
