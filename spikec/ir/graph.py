@@ -113,6 +113,9 @@ class Graph:
         """Float samples -> the integer input this graph expects (round(x * scale), clipped)."""
         inp = self.input
         arr = np.asarray(x, dtype=np.float64)
+        if arr.size and not np.isfinite(arr).all():
+            bad = np.argwhere(~np.isfinite(arr))[0]
+            raise InputDataError(f"encode(): input holds NaN or infinite values (first at index {tuple(bad)})")
         if inp.encoding == "spikes":
             raise InputDataError("encode() is for current-encoded inputs; give spike trains as 0/1 ints")
         limit = 2 ** (inp.value_bits - 1) - 1

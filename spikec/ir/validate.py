@@ -142,9 +142,11 @@ def check_inputs(graph: Graph, inputs, steps: int) -> np.ndarray:
             dims = ", ".join(map(str, inp.shape))
             raise InputDataError(f"inputs for {inp.name} must have shape [B, {dims}], got {arr.shape}")
         limit = 2 ** (inp.value_bits - 1) - 1
-        if arr.size and np.abs(arr).max() > limit:
+        # compare min and max, not abs: abs(int64 min) is negative, and uint64 must not wrap
+        if arr.size and (arr.max() > limit or arr.min() < -limit):
+            worst = arr.max() if arr.max() > limit else arr.min()
             raise InputDataError(f"input values must satisfy |x| <= {limit} ({inp.value_bits} bits), "
-                                 f"found {np.abs(arr).max()}")
+                                 f"found {worst}")
     else:
         if arr.ndim != len(inp.shape) + 2 or arr.shape[2:] != inp.shape:
             dims = ", ".join(map(str, inp.shape))

@@ -136,3 +136,22 @@ def test_encode_rounds_and_clips():
 def test_unknown_backend():
     with pytest.raises(spikec.BackendError, match="unknown backend 'nope'"):
         spikec.run(chain(), np.zeros((1, 4), np.int64), 2, backend="nope")
+
+
+def test_extreme_and_non_finite_inputs_are_refused():
+    import numpy as np
+    import pytest
+
+    from spikec.errors import InputDataError
+    from spikec.ir import Dense, Edge, Graph, Input, Readout
+
+    g = Graph([Input("x", (2,), value_bits=8), Readout("out", (1,))],
+              [Edge("x", "out", (Dense(np.ones((1, 2), np.int64)),))]).validate()
+    for bad in (np.array([[np.iinfo(np.int64).min, 0]]), np.array([[2 ** 63, 0]], dtype=np.uint64),
+                np.array([[0, -128]])):
+        with pytest.raises(InputDataError, match="127"):
+            g.check_inputs(bad, 2)
+    for bad in (np.nan, np.inf, -np.inf):
+        with pytest.raises(InputDataError, match="NaN or infinite"):
+            g.encode(np.array([[0.5, bad]]))
+    assert g.check_inputs(np.array([[127, -127]]), 1).tolist() == [[127, -127]]
