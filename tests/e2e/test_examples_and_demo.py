@@ -19,9 +19,12 @@ def run_script(args, tmp_path):
 @pytest.mark.slow
 def test_export_example(tmp_path):
     out = run_script([ROOT / "examples/export_to_loihi.py", "--quick", "--out", tmp_path], tmp_path)
-    assert "netx == PyTorch" in out
-    (net,) = tmp_path.glob("*.net")      # digits.net, or cifar10_vgg.net once that model is shipped
-    assert net.stat().st_size > 0 and net.with_name(f"{net.stem}_lava.py").is_file()
+    (script,) = tmp_path.glob("*_lava.py")     # cifar10_vgg_lava.py (digits_lava.py without the VGG)
+    nets = list(tmp_path.glob("*.net"))
+    if nets:      # netx could express the graph exactly: checked against PyTorch through Intel's loader
+        assert "netx == PyTorch" in out and nets[0].stat().st_size > 0
+    else:         # refused with the reason, nothing half-written; the Lava backend is checked instead
+        assert "netx export refused" in out and "Lava == PyTorch" in out
 
 
 @pytest.mark.slow
