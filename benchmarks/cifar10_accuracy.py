@@ -233,7 +233,8 @@ def best_methods(results: dict) -> list[str]:
 def plot(results: dict, path: Path) -> None:
     ts = list(range(1, results["steps"] + 1))
     curves = {r["label"]: (ts, r["accuracy"]) for r in results["rows"] if "int32" not in r["label"]}
-    accuracy_vs_steps(curves, path, title=f"CIFAR-10, {results['images']} test images, integer Loihi graph")
+    accuracy_vs_steps(curves, path, title=f"CIFAR-10, {results['images']} test images, integer Loihi graph",
+                      dashed={label for label in curves if label.startswith("VGG")})
 
 
 def main(argv=None) -> int:

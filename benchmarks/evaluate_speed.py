@@ -47,7 +47,12 @@ def spikingjelly_time(relu_model, x, calib, steps: int, batch_size: int) -> floa
     except ImportError:
         return None
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(calib, torch.zeros(len(calib))), batch_size=100)
-    snn = ann2snn.Converter(mode="max", dataloader=loader)(relu_model).eval()
+    try:   # SpikingJelly >= 2.0: a recipe object; older releases: Converter(mode=..., dataloader=...)
+        from spikingjelly.activation_based.ann2snn.recipes.rate_coding import RateCodingRecipe
+
+        snn = ann2snn.Converter(RateCodingRecipe(dataloader=loader, mode="max")).convert(relu_model).eval()
+    except ImportError:
+        snn = ann2snn.Converter(mode="max", dataloader=loader)(relu_model).eval()
     t0 = time.perf_counter()
     with torch.no_grad():
         for i in range(0, len(x), batch_size):

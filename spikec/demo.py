@@ -74,7 +74,11 @@ def main(argv=None) -> Path:
     console.print(f"evaluating the integer graph on {len(y)} images to T={cfg.steps} (every T from one run)...")
     ev = evaluate(graph, (x, y), cfg.steps, model=model, batch_size=100)
     _print_accuracy(ev, console)
-    ev.plot(out / "accuracy_vs_steps.png", title=f"{args.model}: CIFAR-10, {len(y)} images, integer Loihi graph")
+    console.print("the same with SRP (4 pre-simulation steps, counted in the hardware steps)...")
+    srp = evaluate(spikec.compile(model, x[:1], method="qcfs", target="loihi", srp_presim=4), (x, y), cfg.steps,
+                   batch_size=100)
+    _print_accuracy(srp, console, ann=ev.ann_accuracy, label="QCFS + SRP")
+    _plot(ev, srp, out / "accuracy_vs_steps.png", f"{args.model}: CIFAR-10, {len(y)} images, integer Loihi graph")
 
     backends = [b for b in ("torch", "brian2", "lava") if b in available()]
     x_int = graph.encode(x[:cfg.verify_images].numpy())
@@ -93,10 +97,10 @@ def main(argv=None) -> Path:
     print_estimate(est, console=console)
     plots = save_plots(est, out)
     summary = {"config": asdict(cfg), "model": args.model, "training": record,
-               "evaluation": ev.to_json(), "equal": report.equal, "backends": backends,
+               "evaluation": ev.to_json(), "evaluation_srp": srp.to_json(), "equal": report.equal, "backends": backends,
                "estimate": est.to_dict(), "seconds": round(time.perf_counter() - t0, 1)}
     (out / "report.json").write_text(json.dumps(summary, indent=2, default=float))
-    _write_markdown(out, summary, ev, report, [Path(p).name for p in plots])
+    _write_markdown(out, summary, ev, srp, report, [Path(p).name for p in plots])
     console.print(f"[bold]report written to {out / 'report.md'}[/] ({summary['seconds']} s)")
     return out / "report.md"
 
@@ -105,21 +109,31 @@ def _marks(steps: int) -> list[int]:
     return [t for t in MARKS if t <= steps]
 
 
-def _print_accuracy(ev, console: Console) -> None:
-    table = Table(title=f"Integer SNN accuracy on {ev.total} images (ANN {ev.ann_accuracy:.2f} %)")
+def _plot(ev, srp, path: Path, title: str) -> None:
+    from spikec.analysis.plots import accuracy_vs_steps
+
+    ts = list(range(1, ev.steps + 1))
+    accuracy_vs_steps({"QCFS": (ts, [ev.accuracy(t) for t in ts]),
+                       "QCFS + SRP (tau=4)": (ts, [srp.accuracy(t) for t in ts])}, path, ann=ev.ann_accuracy,
+                      title=title)
+
+
+def _print_accuracy(ev, console: Console, ann: float | None = None, label: str = "QCFS") -> None:
+    ann = ev.ann_accuracy if ann is None else ann
+    table = Table(title=f"Integer SNN accuracy, {label}, on {ev.total} images (ANN {ann:.2f} %)")
     table.add_column("T", justify="right")
     table.add_column("hardware steps", justify="right")
     table.add_column("SNN %", justify="right")
     table.add_column("gap to ANN", justify="right")
     for t in _marks(ev.steps):
-        table.add_row(str(t), str(t + ev.latency), f"{ev.accuracy(t):.2f}", f"{ev.ann_accuracy - ev.accuracy(t):+.2f}")
+        table.add_row(str(t), str(t + ev.latency), f"{ev.accuracy(t):.2f}", f"{ann - ev.accuracy(t):+.2f}")
     console.print(table)
     rates = ev.rates()
     console.print("spike rates (spikes / neuron / step): " + ", ".join(
         f"{name} {rate:.3f}" for name, rate in list(rates.items())[:6]) + (" ..." if len(rates) > 6 else ""))
 
 
-def _write_markdown(out: Path, summary: dict, ev, report, plots: list[str]) -> None:
+def _write_markdown(out: Path, summary: dict, ev, srp, report, plots: list[str]) -> None:
     rec = summary["training"]
     lines = ["# spikec demo report", "",
              f"Model `{summary['model']}`: {rec['model']}, {rec['kind']} activations (L={rec['levels']}), "
@@ -127,9 +141,11 @@ def _write_markdown(out: Path, summary: dict, ev, report, plots: list[str]) -> N
              f"{rec['ann_test_accuracy']:.2f} % on all 10,000 CIFAR-10 test images.", "",
              f"Integer `loihi` graph on the torch backend, {ev.total} CIFAR-10 test images (ANN on the same "
              f"images: {ev.ann_accuracy:.2f} %); every T read from one run to T={ev.steps}:", "",
-             "| T | hardware steps | SNN accuracy | gap to ANN |", "|---|---|---|---|"]
+             "| T | hardware steps | SNN accuracy | gap to ANN | with SRP (tau=4): hardware steps | accuracy | gap |",
+             "|---|---|---|---|---|---|---|"]
     for t in _marks(ev.steps):
-        lines.append(f"| {t} | {t + ev.latency} | {ev.accuracy(t):.2f} % | {ev.ann_accuracy - ev.accuracy(t):+.2f} |")
+        lines.append(f"| {t} | {t + ev.latency} | {ev.accuracy(t):.2f} % | {ev.ann_accuracy - ev.accuracy(t):+.2f} | "
+                     f"{t + srp.latency} | {srp.accuracy(t):.2f} % | {ev.ann_accuracy - srp.accuracy(t):+.2f} |")
     lines += ["", "![accuracy vs steps](accuracy_vs_steps.png)", "", "## Equivalence", "",
               f"Backends {', '.join(summary['backends'])} vs the reference interpreter: "
               f"**{'EQUAL bit for bit' if report.equal else 'MISMATCH'}**", "",

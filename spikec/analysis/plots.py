@@ -72,16 +72,16 @@ def save_plots(est: Estimate, folder) -> list[Path]:
     return [plot_sops(est, folder), plot_firing_rates(est, folder), plot_energy(est, folder)]
 
 
-def accuracy_vs_steps(curves: dict, path, ann=None, title: str = "") -> Path:
+def accuracy_vs_steps(curves: dict, path, ann=None, title: str = "", dashed=()) -> Path:
     """Line plot of accuracy (%) against evaluated steps T (log2 axis).
 
     curves: {label: (T values, accuracies)}; ann: the ANN accuracy (a dashed line), or
-    {label: accuracy} for several ANNs.
+    {label: accuracy} for several ANNs; dashed: labels drawn dashed (a second family of curves).
     """
-    fig = _figure()
+    fig = _figure(8.0, 4.6)
     ax = fig.add_subplot()
     for label, (ts, accs) in curves.items():
-        ax.plot(ts, accs, marker="o", markersize=3, label=label)
+        ax.plot(ts, accs, marker="o", markersize=3, label=label, linestyle="--" if label in dashed else "-")
     anns = {"ANN": ann} if isinstance(ann, (int, float)) else dict(ann or {})
     for i, (label, value) in enumerate(anns.items()):
         ax.axhline(value, linestyle="--", linewidth=1, color=f"C{i % 10}" if len(anns) > 1 else "gray",
