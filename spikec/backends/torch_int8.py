@@ -9,7 +9,8 @@ ran 3.6x (a LeNet-size conv) and 10x (a 256 -> 120 dense layer) faster than the 
 the same operands (docs/benchmarks.md).
 
 When the kernels may be used (`kernel_ok` and `usable`), all of these hold:
-* a convolution has groups 1, dilation 1 and equal strides: with torch 2.14.1 the int8 convolution
+* a convolution has groups 1, dilation 1 and equal strides, and with stride > 1 an output at least
+  two pixels high and wide (`shape_ok`): with torch 2.14.1 the int8 convolution
   returned wrong sums for some grouped, dilated and (1, 2)-strided cases with one input channel,
   and crashed the process on a dilated 1x1 case; in the allowed class a sweep of ~3000 random
   configurations (kernels to 5x5, strides 1-3, padding 0-2 per side, 1-64 channels, tiny to 20x20
@@ -62,6 +63,19 @@ def kernel_ok(op: Conv2d | Dense) -> bool:
 def weight_range(op: Conv2d | Dense) -> tuple[int, int]:
     w = op.weight
     return (int(w.min()), int(w.max())) if w.size else (0, 0)
+
+
+def shape_ok(op: Conv2d | Dense, x_shape) -> bool:
+    """False for the input shapes where the int8 convolution is wrong with torch 2.14.1: stride > 1
+    with an output one pixel wide (found by the hypothesis test in a clean-machine run; a sweep of
+    6,000 configurations failed only there, 44 of 482 such cases, e.g. a 1x2 kernel, stride 2, on
+    9x2 inputs). Outputs one pixel high are fenced too, out of caution."""
+    if not isinstance(op, Conv2d) or max(op.stride) == 1:
+        return True
+    h, w = x_shape[-2], x_shape[-1]
+    out_h = (h + 2 * op.padding[0] - op.dilation[0] * (op.weight.shape[2] - 1) - 1) // op.stride[0] + 1
+    out_w = (w + 2 * op.padding[1] - op.dilation[1] * (op.weight.shape[3] - 1) - 1) // op.stride[1] + 1
+    return out_h > 1 and out_w > 1
 
 
 def usable(w_range: tuple[int, int], x_max: int, out_bound: int) -> bool:

@@ -178,7 +178,7 @@ class Chain:
         for i, op in enumerate(self.ops):
             out_bound = bound * self._gains[i]
             if (nonneg and self._int8_kernel_ok.get(i) and x.device.type == "cpu"
-                    and torch_int8.usable(self._w_ranges[i], bound, out_bound)):
+                    and torch_int8.usable(self._w_ranges[i], bound, out_bound) and torch_int8.shape_ok(op, x.shape)):
                 if (i, hwc) not in self._int8_ops:
                     self._int8_ops[i, hwc] = torch_int8.Int8Op(self._op(i, hwc))
                 x = self._int8_ops[i, hwc](x)

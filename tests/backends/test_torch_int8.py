@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from equivalence import assert_traces_equal
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from strategies import graphs
 
@@ -136,7 +136,21 @@ def test_int8_convolution_equals_float64(case, channels_last):
     xt = torch.tensor(x, dtype=torch.int8)
     xt = xt.contiguous(memory_format=torch.channels_last) if channels_last else xt
     assert torch_int8.kernel_ok(op)
+    assume(torch_int8.shape_ok(op, x.shape))
     assert torch.equal(torch_int8.Int8Op(op)(xt).double(), want)
+
+
+def test_one_pixel_wide_strided_outputs_are_fenced_and_exact():
+    """The oneDNN bug hypothesis found on a clean machine: stride 2, output one pixel wide."""
+    from spikec.backends.torch_ops import Chain, Workspace
+
+    op = Conv2d(np.array([[[[89, 35]]]]), stride=(2, 2))
+    x = np.random.default_rng(0).integers(0, 2, (6, 1, 9, 2))
+    assert torch_int8.kernel_ok(op) and not torch_int8.shape_ok(op, x.shape)
+    assert torch_int8.shape_ok(op, (6, 1, 9, 4)) and torch_int8.shape_ok(Dense(np.ones((2, 3), np.int64)), (1, 3))
+    want = F.conv2d(torch.tensor(x, dtype=torch.float64), torch.tensor(op.weight, dtype=torch.float64), None, 2)
+    got = Chain((op,), Workspace(torch.device("cpu")))(torch.tensor(x, dtype=torch.int8), torch.float32, 1, True)
+    assert torch.equal(got.double(), want)
 
 
 @settings(max_examples=40, deadline=None)
