@@ -14,7 +14,8 @@ MARKS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 @click.command("eval")
 @click.argument("graph_path", type=click.Path(dir_okay=False))
-@click.option("--data", required=True, help="CIFAR-10 archive / folder / cifar-10-batches-py, a labelled .npz "
+@click.option("--data", required=True, help="CIFAR-10 archive / folder / cifar-10-batches-py, an ImageFolder tree "
+              "(<class>/<image>, streamed), a labelled .npz "
               "(arrays x and y), or 'digits' / 'mnist-subset'")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["test", "train"]))
 @click.option("--steps", type=int, default=32, show_default=True, help="run to this T; every T up to it is read")

@@ -24,7 +24,7 @@ CIFAR10_SUBSET = Path(__file__).resolve().parent / "data" / "cifar10-test-1000.t
 """1,000 CIFAR-10 test images (100 per class) shipped with spikec; see spikec/data/README.md."""
 
 __all__ = ["Split", "mnist_subset", "digits", "cifar10", "balanced_subset", "CIFAR10_CLASSES", "load_labelled",
-           "CIFAR10_SUBSET"]
+           "CIFAR10_SUBSET", "image_folder"]
 
 
 class Split(NamedTuple):
@@ -82,4 +82,31 @@ def load_labelled(path: str | os.PathLike, split: str = "test") -> tuple[torch.T
                 return torch.from_numpy(z["x"]), torch.from_numpy(z["y"].astype(np.int64))
         except (OSError, ValueError) as err:
             raise InputDataError(f"{p}: unreadable .npz ({err})") from err
+    if p.is_dir() and _is_image_folder(p, split):
+        raise InputDataError(f"{p} is an image-class folder tree: stream it with spikec.datasets.image_folder(path)")
     return cifar10(p, split)
+
+
+def _is_image_folder(p: Path, split: str) -> bool:
+    """A folder of class sub-folders holding images, not a CIFAR-10 layout (no split folder, no batches)."""
+    if (p / split).is_dir() or (p / "cifar10").is_dir() or (p / "test_batch").exists() \
+            or (p / "cifar-10-batches-py").is_dir():
+        return False
+    return any(d.is_dir() for d in p.iterdir())
+
+
+def image_folder(path: str | os.PathLike, batch_size: int = 256, channels: int = 3):
+    """Stream an ImageFolder tree (`path/<class>/<image>`, classes in sorted order, images of one
+    size) as (float images in [0, 1], labels) batches, one batch in memory at a time; images are
+    read as RGB, or as grayscale with channels=1."""
+    from torchvision import datasets as tv_datasets
+    from torchvision import transforms
+
+    p = Path(path)
+    try:
+        to_tensor = transforms.ToTensor() if channels == 3 else transforms.Compose(
+            [transforms.Grayscale(num_output_channels=channels), transforms.ToTensor()])
+        data = tv_datasets.ImageFolder(str(p), transform=to_tensor)
+    except (FileNotFoundError, RuntimeError) as err:
+        raise InputDataError(f"{p}: not an image-class folder tree ({err})") from err
+    return torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False)

@@ -8,18 +8,24 @@ from collections.abc import Iterable, Iterator
 from spikec.errors import InputDataError
 
 
-def resolve(data, split: str = "test"):
-    """A data-set path loaded as (images, labels); anything else returned as it is."""
+def resolve(data, split: str = "test", batch_size: int = 256, channels: int = 3):
+    """A data-set path loaded as (images, labels), or streamed (an ImageFolder tree); anything else
+    returned as it is."""
     if isinstance(data, (str, os.PathLike)):
-        from spikec.datasets import load_labelled
+        from pathlib import Path
 
+        from spikec.datasets import _is_image_folder, image_folder, load_labelled
+
+        p = Path(data)
+        if p.is_dir() and _is_image_folder(p, split):
+            return image_folder(p, batch_size, channels)
         return load_labelled(data, split)
     return data
 
 
 def iter_batches(data, batch_size: int, split: str = "test", limit: int | None = None) -> Iterator[tuple]:
     """(images, labels) batches from a pair of arrays, an iterable of batches, or a data-set path."""
-    data = resolve(data, split)
+    data = resolve(data, split, batch_size)
     if isinstance(data, tuple) and len(data) == 2:
         x, y = data
         n = len(x) if limit is None else min(limit, len(x))

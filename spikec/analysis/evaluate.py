@@ -113,7 +113,7 @@ def evaluate(graph, data, steps: int, backend: str = "torch", *, model=None, bat
     runner = backends.get(backend)
     world = distributed.World.from_env()
     graph.validate()
-    data = resolve(data, split)
+    data = resolve(data, split, batch_size, graph.input.shape[0] if len(graph.input.shape) == 3 else 3)
     batches = iter_batches(data, batch_size, split, limit)
     state = _Counts.empty(graph, steps)
     done = _load_checkpoint(checkpoint, graph, steps, world, batch_size) if checkpoint else {}

@@ -40,7 +40,7 @@ def verify_dataset(graph, data, steps: int, backends=("torch",), baseline: str =
     from spikec.analysis.verify import verify
 
     world = World.from_env()
-    data = resolve(data, split)
+    data = resolve(data, split, batch_size, graph.input.shape[0] if len(graph.input.shape) == 3 else 3)
     bar = progress_bar(progress and world.rank == 0, total_samples(data, limit), "verify")
     checked, found, offset = 0, None, 0
     for index, (x, _) in enumerate(iter_batches(data, batch_size, split, limit)):

@@ -160,3 +160,22 @@ def test_torchrun_two_processes_equal_one(case, tmp_path):
     alone = verify_dataset(graph, (x, y), 3, backends=("picky",), batch_size=8, progress=False)
     assert got["verify"]["world_size"] == 2
     assert got["verify"]["first_divergence"]["sample"] == alone.first_divergence["sample"]
+
+
+def test_an_image_folder_tree_is_streamed(case, tmp_path):
+    """`path/<class>/<image>` (torchvision's ImageFolder layout) evaluates like the same arrays."""
+    from PIL import Image
+
+    graph, _, x, y = case
+    pixels = np.rint(x[:12, 0].numpy() * 255).astype(np.uint8)
+    for i, (img, label) in enumerate(zip(pixels, y[:12].tolist())):
+        folder = tmp_path / f"class{label}"
+        folder.mkdir(exist_ok=True)
+        Image.fromarray(img, mode="L").save(folder / f"{i:03d}.png")
+    classes = sorted({f"class{label}" for label in y[:12].tolist()})
+    labels = torch.tensor([classes.index(f"class{label}") for label in y[:12].tolist()])
+    order = sorted(range(12), key=lambda i: (f"class{int(y[i])}", f"{i:03d}"))
+    want = spikec.evaluate(graph, (torch.tensor(pixels[order] / 255.0, dtype=torch.float32)[:, None],
+                                   labels[order]), 3, progress=False)
+    got = spikec.evaluate(graph, tmp_path, 3, batch_size=5, progress=False)
+    assert got.total == 12 and np.array_equal(got.correct, want.correct)
