@@ -180,9 +180,12 @@ def _write_atomic(file: Path, images: np.ndarray, labels: np.ndarray) -> None:
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, images=images, labels=labels)
-        os.replace(tmp, file)
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, images=images, labels=labels)
+            os.replace(tmp, file)
+        finally:
+            tmp.unlink(missing_ok=True)   # nothing half-written stays behind
     except OSError:
         pass  # caching is an optimisation; an unwritable cache folder only costs the next decode
 

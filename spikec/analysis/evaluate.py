@@ -24,6 +24,7 @@ from spikec.analysis.batches import iter_batches, progress_bar, resolve, total_s
 from spikec.errors import BackendError, FormatError, InputDataError
 
 FORMAT = "spikec-eval-checkpoint/1"
+EVERY_STEP_BACKENDS = ("torch", "reference")   # backends whose run() takes every_step / count_spikes
 
 
 @dataclass
@@ -110,6 +111,9 @@ def evaluate(graph, data, steps: int, backend: str = "torch", *, model=None, bat
 
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise InputDataError(f"steps must be a positive int, got {steps!r}")
+    if backend not in EVERY_STEP_BACKENDS:
+        raise BackendError(f"backend {backend!r} cannot report the readout at every step; evaluate with one of "
+                           f"{', '.join(EVERY_STEP_BACKENDS)} (Brian2 and Lava are for `spikec verify`)")
     runner = backends.get(backend)
     world = distributed.World.from_env()
     graph.validate()
@@ -126,7 +130,7 @@ def evaluate(graph, data, steps: int, backend: str = "torch", *, model=None, bat
             state.add(done[index])
             bar.update(len(y) * world.size)
             continue
-        counts = _evaluate_batch(graph, runner, x, y, steps, model, count_spikes, backend, backend_options)
+        counts = _evaluate_batch(graph, runner, x, y, steps, model, count_spikes, backend_options)
         state.add(counts)
         done[index] = counts
         if checkpoint:
@@ -189,7 +193,7 @@ class _Counts:
                    {k: int(v) for k, v in obj["spike_counts"].items()})
 
 
-def _evaluate_batch(graph, runner, x, y, steps, model, count_spikes, backend, options) -> _Counts:
+def _evaluate_batch(graph, runner, x, y, steps, model, count_spikes, options) -> _Counts:
     import torch
 
     x_arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
@@ -198,11 +202,7 @@ def _evaluate_batch(graph, runner, x, y, steps, model, count_spikes, backend, op
         raise InputDataError(f"labels have shape {labels.shape}, expected ({len(x_arr)},)")
     is_float = np.issubdtype(x_arr.dtype, np.floating)
     x_int = graph.encode(x_arr) if is_float else x_arr
-    try:
-        trace = runner.run(graph, x_int, steps, every_step=True, count_spikes=count_spikes, **options)
-    except TypeError as err:
-        raise BackendError(f"backend {backend!r} cannot report the readout at every step ({err}); "
-                           "evaluate with backend='torch' or 'reference'") from err
+    trace = runner.run(graph, x_int, steps, every_step=True, count_spikes=count_spikes, **options)
     correct = (trace.outputs.argmax(axis=2) == labels[None, :]).sum(axis=1).astype(np.int64)
     ann = 0
     if model is not None:

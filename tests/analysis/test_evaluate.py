@@ -179,3 +179,11 @@ def test_an_image_folder_tree_is_streamed(case, tmp_path):
                                    labels[order]), 3, progress=False)
     got = spikec.evaluate(graph, tmp_path, 3, batch_size=5, progress=False)
     assert got.total == 12 and np.array_equal(got.correct, want.correct)
+
+
+def test_backends_without_every_step_readout_are_refused(case):
+    from spikec.errors import BackendError
+
+    graph, _, x, y = case
+    with pytest.raises(BackendError, match="every step"):
+        spikec.evaluate(graph, (x, y), 2, backend="brian2", progress=False)
