@@ -36,7 +36,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from spikec.errors import FormatError, GraphError
+from spikec.errors import FormatError, GraphError, OverflowRiskError
 from spikec.fileio import atomic_path
 from spikec.ir.digest import content_digest
 from spikec.ir.graph import Graph
@@ -178,7 +178,7 @@ def load(path) -> Graph:
         return _load(path)
     except FormatError:
         raise
-    except GraphError as err:
+    except (GraphError, OverflowRiskError) as err:
         raise FormatError(f"{path}: the stored graph is invalid: {err}") from err
     except _BAD_FILE_ERRORS as err:
         raise FormatError(f"{path}: malformed graph file ({type(err).__name__}: {_short(err)})") from err

@@ -1,4 +1,8 @@
-"""Structural and range checks of an IR graph and of the inputs handed to it."""
+"""Structural and range checks of an IR graph and of the inputs handed to it.
+
+`validate` ends with the int64 proof (spikec.ir.overflow): a graph passes only if no value any
+backend forms while running it, for any number of steps and any input in the declared range, can
+leave int64 (OverflowRiskError names the population otherwise)."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import numpy as np
 from spikec.errors import GraphError, InputDataError
 from spikec.ir.graph import MAX_DELAY, MAX_WEIGHT_EXP, Graph, name_ok, param_shape_ok
 from spikec.ir.nodes import IF, Input, Readout
+from spikec.ir.overflow import prove
 
 ENCODINGS = ("current", "spikes")
 RESETS = ("subtract", "zero")
@@ -59,6 +64,7 @@ def validate(graph: Graph) -> None:
             _check_if(p)
         else:
             _check_readout(p)
+    prove(graph)
 
 
 def _check_shape(name, shape) -> None:
@@ -128,7 +134,7 @@ def _check_readout(p: Readout) -> None:
 
 def check_inputs(graph: Graph, inputs, steps: int) -> np.ndarray:
     """Return `inputs` as int64 numpy, or raise InputDataError saying what does not fit."""
-    if not isinstance(steps, (int, np.integer)) or steps < 1:
+    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
         raise InputDataError(f"steps must be a positive int, got {steps!r}")
     if hasattr(inputs, "detach"):  # torch tensor
         inputs = inputs.detach().cpu().numpy()
