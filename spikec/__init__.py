@@ -42,8 +42,7 @@ def run(graph: Graph, inputs, steps: int, backend: str = "torch", record: bool =
     """
     from spikec import backends
 
-    return backends.get(backend).run(graph, inputs, steps, record=record, record_v=record_v,
-                                     **options)
+    return backends.run(graph, inputs, steps, backend=backend, record=record, record_v=record_v, **options)
 
 
 def verify(graph: Graph, inputs, steps: int, backends=("torch", "brian2", "lava"),
@@ -92,8 +91,13 @@ def save(graph: Graph, path) -> None:
 
 
 def load(path) -> Graph:
-    """Read a graph written by `save`; raises FormatError on malformed or unknown-version files."""
+    """Read a graph written by `save` (or a NIR file: docs/nir.md); raises FormatError on malformed
+    or unknown-version files."""
+    from spikec.interop.nir_import import is_nir_file, load_nir
     from spikec.ir.hdf5 import load as _load
+
+    if is_nir_file(path):
+        return load_nir(path)
 
     return _load(path)
 
@@ -109,6 +113,7 @@ _EXPORTERS = {
     "brian2": "spikec.backends.brian2_export:export_brian2",
     "netx": "spikec.backends.netx_export:export_netx",
     "lava": "spikec.backends.lava_export:export_lava",
+    "nir": "spikec.interop.nir_export:export_nir",
 }
 
 
@@ -122,6 +127,8 @@ def export(graph: Graph, path, format: str, **options) -> None:  # noqa: A002
     "lava": a runnable Python module that builds the graph's Lava process network
     (`python path inputs.npy STEPS`); any graph. Options: steps=T (allow Lava's stock LIF where it
     is exact for runs of up to T steps), neurons="custom". See docs/lava.md.
+    "nir": a NIR graph (package nir) that norse and SpikingJelly run bit-equal for stock-target
+    graphs; UnsupportedError lists what NIR cannot express. See docs/nir.md.
     `options` are passed to the format's exporter.
     """
     import importlib
