@@ -4,6 +4,8 @@
     python benchmarks/train_cifar10.py --model vgg_small --kind relu --epochs 20
     python benchmarks/train_cifar10.py --model vgg_small --kind qcfs --epochs 4 --lr 0.01 \
         --finetune spikec/pretrained/cifar10_vgg_small_relu.pt      # the "from a ReLU model" path
+    python benchmarks/train_cifar10.py --model resnet20 --kind qcfs --epochs 35 --lr 0.05 \
+        --resume-from spikec/pretrained/cifar10_resnet20_qcfs.pt --name cifar10_resnet20_qcfs_long
 
 Recipe: random crop with 4-pixel zero padding and horizontal flip, SGD (momentum 0.9, Nesterov),
 weight decay 5e-4 (on every parameter, thresholds included, as in the QCFS code), batch 128,
@@ -79,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--finetune", type=Path, help="start from this ReLU state dict (swap, calibrate, train)")
+    ap.add_argument("--resume-from", type=Path,
+                    help="start from this trained state dict of the same --kind (a new schedule, no calibration)")
     ap.add_argument("--out", type=Path, help="checkpoint folder (default out/train/<name>)")
     ap.add_argument("--limit", type=int, help="use only the first N training images (smoke runs)")
     ap.add_argument("--name", help="output name (default cifar10_<model>_<kind>[_ft])")
@@ -101,8 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.kind != "relu":
         model = replace_relu(model, kind=args.kind, levels=levels)
         model.train(not args.finetune)  # from scratch: BN batch statistics, as training will see them
-        thresholds = calibrate_thresholds(model, x_train[:512])
-        print("initial thresholds:", {k: round(v, 3) for k, v in thresholds.items()}, flush=True)
+        if args.resume_from:
+            model.load_state_dict(torch.load(args.resume_from, weights_only=True))
+        else:
+            thresholds = calibrate_thresholds(model, x_train[:512])
+            print("initial thresholds:", {k: round(v, 3) for k, v in thresholds.items()}, flush=True)
     model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
                           weight_decay=args.weight_decay)
@@ -160,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
               "command": "python benchmarks/train_cifar10.py " + shlex.join(sys.argv[1:] if argv is None else argv),
               "seed": args.seed, "epochs": args.epochs, "threads": args.threads,
               "train_wall_s": round(wall), "ann_test_accuracy": round(test, 2),
-              "finetuned_from": str(args.finetune) if args.finetune else None}
+              "finetuned_from": str(args.finetune) if args.finetune else None,
+              "continued_from": str(args.resume_from) if args.resume_from else None}
     (dest / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(record), flush=True)
     return 0

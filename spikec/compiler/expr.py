@@ -192,6 +192,29 @@ class Expr:
             bias = self.bias + other.bias
         return Expr(tuple(terms), self.shape, bias, self.origin or other.origin)
 
+    def channel_parts(self) -> list[tuple[int, Expr]] | None:
+        """The expression as disjoint channel slices, one per concatenated part: [(offset, part)],
+        in channel order, or None unless every term sits in a part of its own concatenation slot
+        and the parts tile the channels. An activation of a concatenation is the concatenation of
+        the parts' activations, so each part can become its own IF layer: no zero-padded weights."""
+        embeds = {t.embed for t in self.terms}
+        if not self.terms or None in embeds:
+            return None
+        slots = sorted((off, off + t.own_shape[0]) for off, t in
+                       {t.embed[0]: t for t in self.terms}.items())
+        if len(slots) < 2 or len({t.embed[1] for t in self.terms}) != 1:
+            return None
+        if slots[0][0] != 0 or slots[-1][1] != self.shape[0] or any(a[1] != b[0] for a, b in zip(slots, slots[1:])):
+            return None
+        if any(t.own_shape[0] != hi - lo for t in self.terms for lo, hi in slots if t.embed[0] == lo):
+            return None
+        parts = []
+        for lo, hi in slots:
+            terms = tuple(replace(t, embed=None) for t in self.terms if t.embed[0] == lo)
+            bias = None if self.bias is None else self.bias[lo:hi].copy()
+            parts.append((lo, Expr(terms, (hi - lo,) + self.shape[1:], bias, self.origin)))
+        return parts
+
     # ------------------------------------------------------------------ into the IR
     def edge_chains(self) -> list[tuple[str, tuple]]:
         """(source, ops) per term, each with exactly one weighted op (identity ops where needed)."""

@@ -168,6 +168,8 @@ class FloatLayer:
     clip: the ClipActivation threshold if the activation was one (None for ReLU, input, readout).
     v_init: initial membrane as a fraction of theta. fields: extra IF fields from the method policy.
     scale: for the input, integer input units per float input unit.
+    channels: (start, stop) when the layer is one slice of its fx node's output channels (an
+    activation of a concatenation, split per part); None for the whole output.
     """
 
     name: str
@@ -183,6 +185,7 @@ class FloatLayer:
     fields: dict = field(default_factory=dict)
     scale: float = 1.0
     notes: dict = field(default_factory=dict)
+    channels: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, eq=False)

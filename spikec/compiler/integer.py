@@ -294,7 +294,8 @@ def quantize(fir: FloatGraph, target: Target, policy: Policy, *, input_bits: int
         edges += [Edge(e.src, lay.name, ops, weight_exp=exp)
                   for e, ops, exp in zip(in_edges, result["ops"], result["exps"])]
         row = {"name": lay.name, "type": "IF" if lay.kind == "if" else "Readout", "source": lay.source,
-               "node": lay.node, "activation": lay.activation, "shape": list(lay.shape),
+               "node": lay.node, "channels": None if lay.channels is None else list(lay.channels),
+               "activation": lay.activation, "shape": list(lay.shape),
                "fan_in": sum(_fan_in(e.ops) for e in in_edges)}
         if lay.kind == "if":
             fields = _if_fields(lay, theta, target)

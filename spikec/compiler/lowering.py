@@ -120,9 +120,21 @@ class Lowerer:
             if not np.all(np.isfinite(clip)) or np.any(clip <= 0):
                 raise ConversionError(f"{where}: threshold must be finite and > 0, got {clip.tolist()}")
             clip = clip.reshape(()) if clip.size == 1 else clip
-        name = self.unique_name(str(source), node.name)
-        self.layers.append(FloatLayer(name, "if", x.shape, source=str(source), node=node.name,
-                                      bias=x.compact_bias(), clip=clip, activation=kind))
+        parts = x.channel_parts()
+        if parts is None:
+            return self._if_layer(node, str(source), x, clip, kind)
+        outs = []
+        for lo, part in parts:   # one IF layer per concatenated part: weights stay unpadded
+            hi = lo + part.shape[0]
+            part_clip = clip[lo:hi] if clip is not None and clip.ndim == 1 else clip
+            outs.append(self._if_layer(node, str(source), part, part_clip, kind, (lo, hi)))
+        return Expr.concat(outs, where)
+
+    def _if_layer(self, node: fx.Node, source: str, x: Expr, clip, kind: str, channels=None) -> Expr:
+        suffix = "" if channels is None else f".c{channels[0]}_{channels[1]}"
+        name = self.unique_name(source + suffix, node.name + suffix)
+        self.layers.append(FloatLayer(name, "if", x.shape, source=source, node=node.name,
+                                      bias=x.compact_bias(), clip=clip, activation=kind, channels=channels))
         self.edges += [FloatEdge(src, name, ops) for src, ops in x.edge_chains()]
         return Expr.of_population(name, x.shape)
 

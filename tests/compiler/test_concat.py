@@ -17,28 +17,52 @@ def _compile(model):
     return spikec.compile(model.eval(), X, method="robust", calibration=CAL)
 
 
-def test_concatenation_adds_edges_not_neurons():
+def _padded_rows(edges) -> int:
+    """Output channels / features of weighted ops whose weights are all zero (zero padding)."""
+    count = 0
+    for e in edges:
+        for op in e.ops:
+            if hasattr(op, "weight"):
+                count += int((abs(op.weight).reshape(op.weight.shape[0], -1).sum(1) == 0).sum())
+    return count
+
+
+def test_activation_of_a_concatenation_is_one_layer_per_part():
     torch.manual_seed(0)
     graph = _compile(DenseCat("relu"))
     names = [p.name for p in graph.populations]
-    assert names == ["input", "stem.2", "c1.2", "act", "act2", "fc"]
-    # act = relu(bn(cat[stem, c1])): one edge from each concatenated population
-    assert sorted(e.src for e in graph.in_edges("act")) == ["c1.2", "stem.2"]
-    assert graph.node("act").shape == (10, 8, 8)
-    # fc reads pool(cat[cat[stem, c1], act2]): three sources, each with its own weight columns
+    # act = relu(bn(cat[stem, c1])) is relu(bn(stem)) next to relu(bn(c1)): one layer per part
+    assert names == ["input", "stem.2", "c1.2", "act.c0_6", "act.c6_10", "act2", "fc"]
+    assert [e.src for e in graph.in_edges("act.c0_6")] == ["stem.2"]
+    assert [e.src for e in graph.in_edges("act.c6_10")] == ["c1.2"]
+    assert sum(graph.node(n).shape[0] for n in ("act.c0_6", "act.c6_10")) == 10
+    # c2 reads the two parts with its kernel's two input-channel slices
+    assert sorted(e.src for e in graph.in_edges("act2")) == ["act.c0_6", "act.c6_10"]
     assert sorted(e.src for e in graph.in_edges("fc")) == ["act2", "c1.2", "stem.2"]
+    rows = {r["name"]: r for r in graph.meta["layers"]}
+    assert rows["act.c0_6"]["channels"] == [0, 6] and rows["act.c6_10"]["channels"] == [6, 10]
+    assert rows["act2"]["channels"] is None
 
 
-def test_branches_concatenated_before_an_activation_write_their_own_channels():
-    torch.manual_seed(0)
+def test_concatenated_branches_store_no_zero_padding():
+    for model in (DenseCat("relu"), InceptionCat()):
+        graph = _compile(model)
+        assert _padded_rows(graph.edges) == 0, type(model).__name__
+    # a concatenation added to a full-width conv from another source still writes its slices
+    # with zero-padded identity (1x1) ops: 3 + 3 rows here, never a padded kernel
+    padded = _compile(CatMix())
+    assert _padded_rows(padded.edges) == 6
+    assert all(op.weight.shape[2:] == (1, 1) for e in padded.edges for op in e.ops
+               if hasattr(op, "weight") and _padded_rows([e]))
     graph = _compile(InceptionCat())
-    branches = graph.in_edges("act")
-    assert [e.src for e in branches] == ["stem.1"] * 3
-    written = [set((abs(e.ops[0].weight).sum(axis=(1, 2, 3)) > 0).nonzero()[0].tolist()) for e in branches]
-    assert written[0] <= set(range(0, 4)) and written[1] <= set(range(4, 8)) and written[2] <= {8, 9}
-    row = next(r for r in graph.meta["layers"] if r["name"] == "act")
-    assert list(row["weight_exp"]) == list(row["edge_weight_error"]) == ["stem.1", "stem.1#2", "stem.1#3"]
-    assert next(r for r in spikec.compiler.report(graph) if r["name"] == "act")["weight_exp"] == row["weight_exp"]
+    parts = ["act.c0_4", "act.c4_8", "act.c8_10"]
+    assert [p.name for p in graph.if_layers][1:4] == parts
+    for name, rows in zip(parts, (4, 4, 2)):
+        (edge,) = graph.in_edges(name)
+        assert edge.src == "stem.1" and edge.ops[0].weight.shape[0] == rows
+    report = {r["name"]: r for r in spikec.compiler.report(graph)}
+    meta = {r["name"]: r for r in graph.meta["layers"]}
+    assert all(report[n]["weight_exp"] == meta[n]["weight_exp"] for n in parts)
 
 
 def test_every_backend_runs_concatenated_nets_bit_for_bit():
