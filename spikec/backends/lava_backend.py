@@ -8,25 +8,28 @@ interpreter. A batch is laid side by side in one network (at most `batch_size` s
 Reading data back never goes through `Var.get` (about 30 us per element): spikec's own processes
 (SpikecIF, SpikecReadout, SpikeRecorder) write spikes, voltages, saturation counts and the readout
 into memory-mapped .npy files created here in a temporary directory.
+
+A run that is interrupted (an exception, Ctrl-C, SIGTERM) stops every process it started and
+removes its folder before the error propagates (see `run_plan` and spikec.backends.procguard).
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-import tempfile
 import time
 
 import numpy as np
 from tqdm import tqdm
 
-from spikec.backends import lava_compat
+from spikec.backends import lava_compat, procguard
 from spikec.backends.lava_plan import LavaPlan, build_plan
 from spikec.errors import BackendError
 from spikec.ir.graph import Graph
 from spikec.trace import Trace
 
 NAME = "lava"
+TEMP_PREFIX = "spikec-lava-"   # + owner pid + "-": a SIGKILLed run's folder is removed by the next run
 
 # plan kind -> (module, class); the exporter writes the same imports
 CLASSES = {
@@ -118,6 +121,9 @@ def instantiate(plan: LavaPlan, paths: dict[str, dict[str, str]]) -> dict:
 def run_plan(plan: LavaPlan, paths: dict[str, dict[str, str]], timings: dict | None = None) -> None:
     """Build, compile and run the processes of `plan` for its hardware steps, then stop them.
 
+    However the run ends (an error, KeyboardInterrupt, SIGTERM under `procguard.sigterm_raises`),
+    no process it started is left running: an unfinished run is aborted (`_abort`) and any other
+    new child process is killed. Lava's workers also die with this process if it is SIGKILLed.
     `timings` (optional) gets seconds added under "build" (creating the processes), "run" (Lava's
     compile + all steps) and "stop".
     """
@@ -125,21 +131,48 @@ def run_plan(plan: LavaPlan, paths: dict[str, dict[str, str]], timings: dict | N
     from lava.magma.core.run_configs import Loihi2SimCfg
 
     clock = _Clock(timings)
-    procs = instantiate(plan, paths)
-    anchor = procs[plan.procs[0].name]
-    clock.lap("build")
-    try:
-        anchor.run(condition=RunSteps(num_steps=plan.hardware_steps),
-                   run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+    with procguard.reaped_children(), procguard.die_with_parent():
+        procs = instantiate(plan, paths)
+        anchor = procs[plan.procs[0].name]
+        clock.lap("build")
+        try:
+            anchor.run(condition=RunSteps(num_steps=plan.hardware_steps),
+                       run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        except BaseException as err:
+            _abort(anchor)
+            if isinstance(err, Exception):
+                raise BackendError(f"Lava failed while running the graph: {type(err).__name__}: {err}") from err
+            raise
         clock.lap("run")
-    except Exception as err:
-        raise BackendError(f"Lava failed while running the graph: {type(err).__name__}: {err}") from err
-    finally:
         try:
             anchor.stop()
         except Exception:  # a runtime that never started has nothing to stop
             pass
         clock.lap("stop")
+
+
+def _abort(anchor) -> None:
+    """End an unfinished Lava run: kill its worker processes, shut its shared-memory manager down
+    (which unlinks the segments) and mark the runtime stopped, so that Lava's own cleanup
+    (`Process.__del__` -> `stop`) does not wait for answers from workers that are gone."""
+    runtime = getattr(anchor, "runtime", None)
+    if runtime is None:
+        return
+    runtime._is_started = runtime._is_running = False
+    infra = getattr(runtime, "_messaging_infrastructure", None)
+    for actor in getattr(infra, "actors", None) or []:
+        try:
+            if actor.is_alive():
+                actor.kill()
+            actor.join()
+        except (OSError, ValueError, AssertionError):   # already closed, or not ours
+            continue
+    smm = getattr(infra, "smm", None)
+    if smm is not None:
+        try:
+            smm.shutdown()
+        except Exception:  # a manager that died with the run has nothing left to shut down
+            pass
 
 
 class _Clock:
@@ -181,7 +214,8 @@ def run(graph: Graph, inputs, steps: int, record: bool = False, record_v: bool =
         raise BackendError(f"batch_size must be a positive int, got {batch_size!r}")
     starts = range(0, x.shape[0], batch_size)
     bar = tqdm(starts, desc="lava", unit="batch", disable=len(starts) < 2, leave=False)
-    parts = [_run_chunk(graph, x[i:i + batch_size], steps, record, record_v, neurons, timings) for i in bar]
+    with procguard.sigterm_raises():
+        parts = [_run_chunk(graph, x[i:i + batch_size], steps, record, record_v, neurons, timings) for i in bar]
     return _merge(parts, graph, steps)
 
 
@@ -190,10 +224,11 @@ def _run_chunk(graph: Graph, x: np.ndarray, steps: int, record: bool, record_v: 
     clock = _Clock(timings)
     plan = build_plan(graph, x, steps, record=record, record_v=record_v, neurons=neurons)
     batch, hw = x.shape[0], plan.hardware_steps
-    with tempfile.TemporaryDirectory(prefix="spikec-lava-") as folder:
+    with procguard.owned_folder(TEMP_PREFIX) as folder:
         paths = make_records(plan, folder)
         clock.lap("plan")
-        run_plan(plan, paths, timings)
+        with procguard.multiprocessing_tempdir(folder):
+            run_plan(plan, paths, timings)
         check_errors(paths)
         clock.skip()   # run_plan timed its own phases
         readout = graph.readout
