@@ -12,27 +12,18 @@ Every command takes --json (machine-readable result on stdout). Exit status:
 
 from __future__ import annotations
 
-import importlib
-import json
 import sys
 import traceback
-from pathlib import Path
 
 import click
-import numpy as np
 from rich.console import Console
 
+from spikec.cli_io import DATA_HELP, console, emit, make_parent, one_line, samples, show_findings
 from spikec.errors import SpikecError
-from spikec.jsonable import plain
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
 REPORT_HINT = ("please report this at the project's issue tracker, rerun with --debug for the traceback")
-
-
-def _one_line(text: str, limit: int = 1000) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class SpikecGroup(click.Group):
@@ -48,81 +39,20 @@ class SpikecGroup(click.Group):
         except SpikecError as err:
             if ctx.params.get("debug"):
                 traceback.print_exc()
-            click.echo(f"error: {type(err).__name__}: {_one_line(err)}", err=True)
+            click.echo(f"error: {type(err).__name__}: {one_line(err)}", err=True)
             sys.exit(EXIT_BAD_INPUT)
         except Exception as err:
             if ctx.params.get("debug"):
                 traceback.print_exc()
-            click.echo(f"internal error: {type(err).__name__}: {_one_line(err, 300)}", err=True)
+            click.echo(f"internal error: {type(err).__name__}: {one_line(err, 300)}", err=True)
             click.echo(REPORT_HINT, err=True)
             sys.exit(EXIT_INTERNAL)
-
-
-def _console(as_json: bool) -> Console:
-    # With --json, stdout carries only JSON; human output goes to stderr.
-    return Console(stderr=True) if as_json else Console()
-
-
-def _emit(obj) -> None:
-    click.echo(json.dumps(plain(obj), indent=2))
 
 
 def _load_graph(path: str):
     from spikec import load
 
     return load(path)
-
-
-def _load_inputs(path: str, graph=None) -> np.ndarray:
-    """Samples from a .npy file (the array itself) or a .npz file (its array x); float samples
-    are encoded with the graph's input scale."""
-    from spikec.errors import FormatError
-
-    p = Path(path)
-    if not p.is_file():
-        raise FormatError(f"{path}: no such file")
-    try:
-        data = np.load(p, allow_pickle=False)
-        if isinstance(data, np.ndarray):
-            x = data
-        else:
-            with data:
-                if not data.files:
-                    raise FormatError(f"{path}: empty .npz file (no arrays; expected the samples as x)")
-                if "x" not in data.files:
-                    raise FormatError(f"{path}: no array named 'x' (found {sorted(data.files)})")
-                x = data["x"]
-    except (ValueError, OSError, EOFError) as err:
-        if isinstance(err, FormatError):
-            raise
-        raise FormatError(f"{path}: not a readable .npz or .npy file: {_one_line(err, 200)}") from err
-    if x.ndim == 0 or x.size == 0:
-        raise FormatError(f"{path}: holds no samples (array of shape {x.shape})")
-    if x.dtype.kind not in "iuf":
-        raise FormatError(f"{path}: samples must be numbers, got dtype {x.dtype}")
-    if graph is not None and x.dtype.kind == "f":
-        x = graph.encode(x)
-    return x
-
-
-def _make_parent(path: str) -> None:
-    """Create the folder an output file goes into."""
-    from spikec.errors import FormatError
-
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise FormatError(f"cannot create the folder for {path}: {_one_line(err, 200)}") from err
-
-
-def _parse_shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated ints like 1,28,28, got {text!r}") from None
-    if not shape or min(shape) < 1:
-        raise click.BadParameter(f"dimensions must be positive, got {text!r}")
-    return shape
 
 
 @click.group(cls=SpikecGroup)
@@ -132,143 +62,134 @@ def main(debug):
     """spikec: convert PyTorch CNNs to integer IF spiking networks and run them bit-exactly."""
 
 
-@main.command("compile")
-@click.option("--model", "model_spec", required=True, help="package.module:factory returning an nn.Module")
-@click.option("--weights", type=click.Path(dir_okay=False), help="state dict (.pt), loaded with weights_only=True")
-@click.option("--input-shape", required=True, help="one sample's shape, e.g. 1,28,28")
-@click.option("--method", default="qcfs", show_default=True)
-@click.option("--calibration", type=click.Path(dir_okay=False), help=".npy float array or .npz with float array x")
-@click.option("--steps", type=int, default=None, help="time steps the graph is tuned for (FTBC)")
-@click.option("--target", default="loihi", show_default=True)
-@click.option("--input-scale", type=float, default=None,
-              help="integer input units per float unit (default: from the calibration data's range)")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True)
-def compile_cmd(model_spec, weights, input_shape, method, calibration, steps, target, input_scale, output, as_json):
-    """Compile a trained PyTorch model to an integer IF graph (HDF5)."""
-    import torch
-
-    import spikec
-    from spikec.compiler.report import print_report, report
-
-    model = _build_model(model_spec, weights)
-    example = torch.zeros((1,) + _parse_shape(input_shape))
-    calib = None
-    if calibration:
-        calib = torch.as_tensor(_load_inputs(calibration).astype(np.float32))
-    options = {} if input_scale is None else {"input_scale": input_scale}
-    graph = spikec.compile(model, example, method=method, calibration=calib, steps=steps, target=target,
-                           **options)
-    spikec.save(graph, output)
-    if as_json:
-        _emit({"output": output, "layers": report(graph), "latency": graph.latency})
-    else:
-        print_report(graph, console=_console(False))
-        click.echo(f"wrote {output}")
+BACKENDS_HELP = "torch, reference, brian2 or lava (or a backend registered with SPIKEC_BACKENDS)"
+INPUT_HELP = "samples: .npz with array x, or .npy (floats are encoded with the graph's input scale)"
+RECORD_LIMIT = 50_000_000   # recorded spikes (neurons x steps x samples) kept for the warnings of `run`
 
 
-def _build_model(spec: str, weights: str | None):
-    import torch
+def _record_options(graph, n: int, steps: int, backend: str) -> dict:
+    """Record spikes for the warnings when that is cheap; otherwise count them where the backend can."""
+    import numpy as np
 
-    from spikec.errors import ConversionError, FormatError
+    from spikec.analysis.evaluate import EVERY_STEP_BACKENDS
 
-    module_name, _, factory_name = spec.partition(":")
-    if not factory_name:
-        raise click.BadParameter(f"expected package.module:factory, got {spec!r}", param_hint="--model")
-    sys.path.insert(0, str(Path.cwd()))
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise click.BadParameter(f"cannot import {module_name!r}: {err}", param_hint="--model") from None
-    if not hasattr(module, factory_name):
-        raise click.BadParameter(f"{module_name} has no attribute {factory_name!r}", param_hint="--model")
-    model = getattr(module, factory_name)()
-    if weights:
-        if not Path(weights).is_file():
-            raise FormatError(f"{weights}: no such file")
-        try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-        except Exception as err:  # torch raises several unrelated types for bad files
-            raise FormatError(f"{weights}: not a loadable state dict: {err}") from None
-        try:
-            model.load_state_dict(state)
-        except (RuntimeError, TypeError) as err:
-            raise ConversionError(f"{weights} does not fit {spec}: {err}") from None
-    return model.eval()
+    neurons = sum(int(np.prod(layer.shape)) for layer in graph.if_layers)
+    if neurons * n * graph.hardware_steps(steps) <= RECORD_LIMIT:
+        return {"record": True}
+    return {"count_spikes": True} if backend in EVERY_STEP_BACKENDS else {}
 
 
 @main.command("run")
 @click.argument("graph_path", type=click.Path(dir_okay=False))
-@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
-              help="samples: .npy array or .npz with array x")
-@click.option("--steps", type=int, required=True)
-@click.option("--backend", default="torch", show_default=True)
-@click.option("--json", "as_json", is_flag=True)
-def run_cmd(graph_path, input_path, steps, backend, as_json):
-    """Run a compiled graph on inputs (.npy array or .npz array x; floats are encoded with the graph's scale)."""
+@click.option("--input", "input_path", type=click.Path(dir_okay=False), help=INPUT_HELP)
+@click.option("--labels", "labels_path", type=click.Path(dir_okay=False),
+              help="with --input: integer labels (.npy, or .npz array y); reports the accuracy")
+@click.option("--data", help=f"instead of --input: {DATA_HELP}; reports the accuracy")
+@click.option("--limit", type=click.IntRange(1), help="run only the first N samples")
+@click.option("--steps", type=click.IntRange(1), required=True, help="evaluated time steps T")
+@click.option("--backend", default="torch", show_default=True, help=BACKENDS_HELP)
+@click.option("--per-sample", is_flag=True, help="also print each sample's prediction and readout")
+@click.option("--json", "as_json", is_flag=True, help="print the result (every sample) and warnings as JSON")
+def run_cmd(graph_path, input_path, labels_path, data, limit, steps, backend, per_sample, as_json):
+    """Run a compiled graph on samples; with labels (--labels or --data) report the accuracy.
+
+    \b
+    spikec run g.h5 --data cifar10-subset --limit 16 --steps 8
+    spikec run g.h5 --input x.npz --labels y.npy --steps 8 --per-sample"""
+    import numpy as np
+
     import spikec
+    from spikec.analysis.diagnostics import trace_findings
 
     graph = _load_graph(graph_path)
-    x = _load_inputs(input_path, graph)
-    trace = spikec.run(graph, x, steps, backend=backend)
-    result = {"backend": backend, "steps": steps, "latency": trace.latency,
-              "hardware_steps": trace.hardware_steps, "predictions": trace.predictions().tolist(),
-              "output": trace.output.tolist(), "saturations": trace.saturations}
+    x, y = samples(graph, input_path, data, limit, labels_path)
+    trace = spikec.run(graph, x, steps, backend=backend, **_record_options(graph, len(x), steps, backend))
+    findings = trace_findings(graph, trace)
+    predictions = trace.predictions()
+    correct = None if y is None else int((predictions == y).sum())
+    result = {"backend": backend, "steps": steps, "latency": trace.latency, "hardware_steps": trace.hardware_steps,
+              "samples": len(x), "correct": correct,
+              "accuracy": None if y is None else 100.0 * correct / len(x),
+              "predictions": predictions.tolist(), "output": trace.output.tolist(),
+              "saturations": trace.saturations, "warnings": [f.to_dict() for f in findings]}
     if as_json:
-        _emit(result)
-        return
+        emit(result)
+    else:
+        out = Console()
+        out.print(f"{graph_path} on {backend}: {len(x)} sample(s), T={steps} "
+                  f"({trace.hardware_steps} hardware steps with the latency of {trace.latency})")
+        if y is not None:
+            out.print(f"accuracy {result['accuracy']:.2f} % ({correct} of {len(x)})")
+        classes, counts = np.unique(predictions, return_counts=True)
+        out.print("predicted classes (class: samples): " + ", ".join(f"{c}: {n}" for c, n in zip(classes, counts)))
+        saturated = {k: v for k, v in trace.saturations.items() if v}
+        out.print("saturations: " + (", ".join(f"{k} {v}" for k, v in saturated.items()) if saturated else "none"))
+        if per_sample:
+            _print_samples(out, predictions, trace.output, y)
+        else:
+            out.print("per-sample predictions: --per-sample (or --json)", style="dim")
+    show_findings(findings)
+
+
+def _print_samples(out: Console, predictions, output, labels) -> None:
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=f"{graph_path} on {backend}: T={steps}, {trace.hardware_steps} hardware steps")
-    table.add_column("sample")
-    table.add_column("prediction")
-    table.add_column("readout")
-    for i, (pred, out) in enumerate(zip(result["predictions"], result["output"])):
-        table.add_row(str(i), str(pred), " ".join(map(str, out)))
-    Console().print(table)
+    table = Table(box=box.SIMPLE_HEAD)
+    for col in ("sample", "prediction") + (() if labels is None else ("label",)) + ("readout",):
+        table.add_column(col, justify="right" if col != "readout" else "left", overflow="fold")
+    for i, (pred, row) in enumerate(zip(predictions, output)):
+        label = () if labels is None else (str(labels[i]),)
+        table.add_row(str(i), str(pred), *label, " ".join(map(str, row)))
+    out.print(table)
 
 
 @main.command("verify")
 @click.argument("graph_path", type=click.Path(dir_okay=False))
-@click.option("--input", "input_path", type=click.Path(dir_okay=False),
-              help="samples: .npy array or .npz with array x")
-@click.option("--data", help="instead of --input: a labelled data set (path, 'digits', 'mnist-subset'), "
-              "checked batch by batch; shards under torchrun")
-@click.option("--limit", type=int, default=None, help="with --data: check only the first N samples")
-@click.option("--batch-size", type=int, default=16, show_default=True, help="with --data: samples per check")
-@click.option("--steps", type=int, required=True)
-@click.option("--backends", default="torch,brian2,lava", show_default=True)
-@click.option("--baseline", default="reference", show_default=True)
+@click.option("--input", "input_path", type=click.Path(dir_okay=False), help=INPUT_HELP)
+@click.option("--data", help=f"instead of --input: {DATA_HELP}; checked batch by batch, shards under torchrun")
+@click.option("--limit", type=click.IntRange(1), default=None, help="with --data: check only the first N samples")
+@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True,
+              help="with --data: samples per check")
+@click.option("--steps", type=click.IntRange(1), required=True, help="evaluated time steps T")
+@click.option("--backends", default="torch,brian2,lava", show_default=True,
+              help=f"comma-separated: {BACKENDS_HELP}")
+@click.option("--baseline", default="reference", show_default=True, help="the backend the others must match")
 @click.option("--plot", type=click.Path(dir_okay=False),
               help="write the equivalence map (PNG); missing folders are created")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print the report and warnings as JSON")
 def verify_cmd(graph_path, input_path, data, limit, batch_size, steps, backends, baseline, plot, as_json):
     """Check that backends agree bit for bit, layer by layer (exit 1 on any mismatch)."""
     from rich.progress import Progress
 
     import spikec
+    from spikec.analysis.diagnostics import silent_layers
     from spikec.analysis.verify_view import plot_equivalence, print_verify
 
     if (input_path is None) == (data is None):
-        raise click.UsageError("give exactly one of --input (samples) and --data (a labelled data set)")
+        raise click.UsageError("give exactly one of --input (samples) and --data (a labelled data set, e.g. "
+                               "--data cifar10-subset --limit 4)")
     graph = _load_graph(graph_path)
     names = [b.strip() for b in backends.split(",") if b.strip()]
     if data is not None:
         _verify_dataset(graph, data, steps, names, baseline, limit, batch_size, as_json)
         return
-    x = _load_inputs(input_path, graph)
-    console = _console(as_json)
-    with Progress(console=console, transient=True) as bar:
+    x, _ = samples(graph, input_path, None, None)
+    out = console(as_json)
+    with Progress(console=out, transient=True) as bar:
         task = bar.add_task("running backends", total=len(set(names) | {baseline}))
         report = spikec.verify(graph, x, steps, backends=names, baseline=baseline,
                                progress=lambda name: bar.advance(task))
+    counts = {r.layer: r.spikes_baseline for r in report.rows if r.backend == report.backends[0]}
+    findings = silent_layers(graph, counts, report.hardware_steps)
     if plot:
-        _make_parent(plot)
+        make_parent(plot)
         plot_equivalence(report, plot)
     if as_json:
-        _emit(report.to_dict())
+        emit({**report.to_dict(), "warnings": [f.to_dict() for f in findings]})
     else:
-        print_verify(report, console)
+        print_verify(report, out)
+    show_findings(findings)
     sys.exit(0 if report.equal else 1)
 
 
@@ -280,7 +201,7 @@ def _verify_dataset(graph, data, steps, names, baseline, limit, batch_size, as_j
                             limit=limit, progress=not as_json)
     if World.from_env().rank == 0:
         if as_json:
-            _emit(report.to_dict())
+            emit(report.to_dict())
         elif report.equal:
             click.echo(f"EQUAL: {', '.join(report.backends)} match {baseline} bit for bit on "
                        f"{report.samples} samples ({report.world_size} process(es)), T={steps}")
@@ -293,32 +214,41 @@ def _verify_dataset(graph, data, steps, names, baseline, limit, batch_size, as_j
 
 @main.command("estimate")
 @click.argument("graph_path", type=click.Path(dir_okay=False))
-@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
-              help="samples: .npy array or .npz with array x")
-@click.option("--steps", type=int, required=True)
-@click.option("--hardware", default="loihi2", show_default=True)
-@click.option("--energy-model", default=None)
-@click.option("--backend", default="torch", show_default=True)
-@click.option("--json", "as_json", is_flag=True)
-def estimate_cmd(graph_path, input_path, steps, hardware, energy_model, backend, as_json):
-    """Synaptic operations, energy and Loihi cores of a graph on given inputs."""
+@click.option("--input", "input_path", type=click.Path(dir_okay=False), help=INPUT_HELP)
+@click.option("--data", help=f"instead of --input: {DATA_HELP}")
+@click.option("--limit", type=click.IntRange(1), help="use only the first N samples")
+@click.option("--steps", type=click.IntRange(1), required=True, help="evaluated time steps T")
+@click.option("--hardware", type=click.Choice(["loihi1", "loihi2"]), default="loihi2", show_default=True)
+@click.option("--energy-model", type=click.Choice(["loihi1", "loihi2", "horowitz-fp32", "horowitz-int32",
+                                                   "horowitz-int8"]),
+              help="energy constant set [default: the hardware's own]")
+@click.option("--backend", default="torch", show_default=True, help=BACKENDS_HELP)
+@click.option("--wide", is_flag=True, help="show every column of the per-layer table")
+@click.option("--json", "as_json", is_flag=True, help="print the estimate and warnings as JSON")
+def estimate_cmd(graph_path, input_path, data, limit, steps, hardware, energy_model, backend, wide, as_json):
+    """Synaptic operations, energy and Loihi cores of a graph on given samples."""
     import spikec
+    from spikec.analysis.diagnostics import silent_layers
 
     graph = _load_graph(graph_path)
-    x = _load_inputs(input_path, graph)
+    x, _ = samples(graph, input_path, data, limit)
     kwargs = {} if energy_model is None else {"energy_model": energy_model}
     est = spikec.estimate(graph, x, steps, hardware=hardware, backend=backend, **kwargs)
+    counts = {r.name: r.spikes for r in est.layers if r.kind == "if"}
+    findings = silent_layers(graph, counts, est.hardware_steps)
     if as_json:
-        click.echo(est.to_json())
+        emit({**est.to_dict(), "warnings": [f.to_dict() for f in findings]})
     else:
         from spikec.analysis.report import print_estimate
 
-        print_estimate(est, console=Console())
+        print_estimate(est, console=Console(), wide=wide)
+    show_findings(findings)
 
 
 @main.command("export")
 @click.argument("graph_path", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", required=True, help="netx, lava or brian2")
+@click.option("--format", "fmt", required=True, type=click.Choice(["netx", "lava", "brian2"]),
+              help="netx: lava-dl HDF5 (graphs compiled with --target loihi-stock); lava / brian2: runnable script")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
 def export_cmd(graph_path, fmt, output, as_json):
@@ -328,29 +258,36 @@ def export_cmd(graph_path, fmt, output, as_json):
     graph = _load_graph(graph_path)
     spikec.export(graph, output, format=fmt)
     if as_json:
-        _emit({"output": output, "format": fmt})
+        emit({"output": output, "format": fmt})
     else:
         click.echo(f"wrote {output} ({fmt})")
 
 
 @main.command("inspect")
 @click.argument("graph_path", type=click.Path(dir_okay=False))
+@click.option("--wide", is_flag=True, help="show every column of the report")
 @click.option("--json", "as_json", is_flag=True)
-def inspect_cmd(graph_path, as_json):
-    """Show a graph's compile report (layers, thresholds, scales, start steps)."""
+def inspect_cmd(graph_path, wide, as_json):
+    """Show a graph's compile report (layers, thresholds, scales, start steps) and its warnings."""
+    from spikec.analysis.diagnostics import collapsed_thresholds
     from spikec.compiler.report import print_report, report
 
     graph = _load_graph(graph_path)
+    findings = collapsed_thresholds(graph)
     if as_json:
-        _emit({"latency": graph.latency, "layers": report(graph), "meta": graph.meta})
+        emit({"latency": graph.latency, "layers": report(graph), "meta": graph.meta,
+              "warnings": [f.to_dict() for f in findings]})
     else:
-        print_report(graph, console=Console())
+        print_report(graph, console=Console(), wide=wide)
+    show_findings(findings)
 
 
-from spikec.cli_eval import eval_cmd  # noqa: E402  (registered here; defined in its own module)
+from spikec.cli_check import check_cmd  # noqa: E402  (commands defined in their own modules)
+from spikec.cli_compile import compile_cmd  # noqa: E402
+from spikec.cli_eval import eval_cmd  # noqa: E402
 
-main.add_command(eval_cmd)
-main.add_command(__import__("spikec.cli_check", fromlist=["check_cmd"]).check_cmd)
+for _command in (compile_cmd, eval_cmd, check_cmd):
+    main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

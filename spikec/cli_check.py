@@ -6,6 +6,7 @@ import json
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -20,10 +21,10 @@ def check_cmd(model_spec, weights, input_shape, as_json):
     import torch
 
     import spikec
-    from spikec.cli import _build_model, _parse_shape
+    from spikec.cli_io import build_model, parse_shape
 
-    model = _build_model(model_spec, weights)
-    problems = spikec.check(model, torch.rand((1,) + _parse_shape(input_shape)))
+    model = build_model(model_spec, weights)
+    problems = spikec.check(model, torch.rand((1,) + parse_shape(input_shape)))
     if as_json:
         click.echo(json.dumps([p.to_json() for p in problems], indent=2))
     elif not problems:
@@ -34,6 +35,7 @@ def check_cmd(model_spec, weights, input_shape, as_json):
         for col in ("module", "op", "source", "problem", "suggestion", "prepare fixes"):
             table.add_column(col, overflow="fold")
         for p in problems:
-            table.add_row(p.module or "(forward)", p.op, p.source, p.message, p.suggestion, "yes" if p.fixable else "")
+            table.add_row(*map(escape, (p.module or "(forward)", p.op, p.source, p.message, p.suggestion)),
+                          "yes" if p.fixable else "")
         Console().print(table)
     raise SystemExit(1 if problems else 0)

@@ -14,14 +14,14 @@ MARKS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 @click.command("eval")
 @click.argument("graph_path", type=click.Path(dir_okay=False))
-@click.option("--data", required=True, help="CIFAR-10 archive / folder / cifar-10-batches-py, an ImageFolder tree "
-              "(<class>/<image>, streamed), a labelled .npz "
-              "(arrays x and y), or 'digits' / 'mnist-subset'")
+@click.option("--data", required=True, help="'cifar10-subset' (the 1,000 CIFAR-10 test images shipped with spikec), "
+              "a CIFAR-10 archive / folder / cifar-10-batches-py, an ImageFolder tree (<class>/<image>, streamed), "
+              "a labelled .npz (arrays x and y), or 'digits' / 'mnist-subset'")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["test", "train"]))
-@click.option("--steps", type=int, default=32, show_default=True, help="run to this T; every T up to it is read")
+@click.option("--steps", type=click.IntRange(1), default=32, show_default=True, help="run to this T; every T up to it is read")
 @click.option("--at", "at", default=None, help="report only these T, e.g. 1,2,4,8 (default: powers of two)")
-@click.option("--limit", type=int, default=None, help="evaluate only the first N samples")
-@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=None, help="evaluate only the first N samples")
+@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
 @click.option("--backend", default="torch", show_default=True, type=click.Choice(["torch", "reference"]))
 @click.option("--checkpoint", type=click.Path(dir_okay=False), help="record finished batches here; rerun to resume")
 @click.option("--plot", type=click.Path(dir_okay=False), help="write the accuracy-against-T plot (PNG)")
@@ -34,7 +34,9 @@ def eval_cmd(graph_path, data, split, steps, at, limit, batch_size, backend, che
     from pathlib import Path
 
     from spikec import evaluate, load
+    from spikec.analysis.diagnostics import accuracy_falls, silent_layers
     from spikec.analysis.distributed import World
+    from spikec.cli_io import show_findings
 
     graph = load(graph_path)
     marks = [int(t) for t in at.split(",")] if at else [t for t in MARKS if t <= steps]
@@ -45,8 +47,10 @@ def eval_cmd(graph_path, data, split, steps, at, limit, batch_size, backend, che
     if plot:
         Path(plot).parent.mkdir(parents=True, exist_ok=True)
         ev.plot(plot, title=f"{Path(graph_path).name}: {ev.total} samples")
+    findings = silent_layers(graph, ev.spike_counts, ev.steps + ev.latency) + accuracy_falls(ev.correct, ev.total)
     if as_json:
-        click.echo(json.dumps(ev.to_json(at=marks), indent=2))
+        click.echo(json.dumps({**ev.to_json(at=marks), "warnings": [f.to_dict() for f in findings]}, indent=2))
+        show_findings(findings)
         return
     table = Table(title=f"{graph_path}: {ev.total} samples, {ev.world_size} process(es), "
                         f"{ev.total / max(ev.wall_s, 1e-9):.1f} images/s")
@@ -59,3 +63,4 @@ def eval_cmd(graph_path, data, split, steps, at, limit, batch_size, backend, che
     saturated = {k: v for k, v in ev.saturations.items() if v}
     console.print("saturations: " + (", ".join(f"{k} {v}" for k, v in saturated.items()) if saturated else "none"))
     sys.stdout.flush()
+    show_findings(findings)

@@ -65,8 +65,11 @@ def digits(seed: int = 0) -> Split:
 
 def load_labelled(path: str | os.PathLike, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
     """Images and labels from a path: an .npz with arrays `x` (images) and `y` (labels), the names
-    "digits" / "mnist-subset" (the packaged data sets' test split), or anything `cifar10` reads."""
+    "digits" / "mnist-subset" (the packaged data sets' test split), "cifar10-subset" (the 1,000
+    CIFAR-10 test images shipped with spikec), or anything `cifar10` reads."""
     text = str(path)
+    if text == "cifar10-subset":
+        return cifar10(CIFAR10_SUBSET, "test")
     if text in ("digits", "mnist-subset"):
         split_data = digits() if text == "digits" else mnist_subset()
         return (split_data.x_train, split_data.y_train) if split == "train" else (split_data.x_test, split_data.y_test)

@@ -37,3 +37,22 @@ class Trace:
 
     def predictions(self) -> np.ndarray:
         return np.asarray(self.output).argmax(axis=1)
+
+    def __str__(self) -> str:
+        out = np.asarray(self.output)
+        preds = self.predictions()
+        shown = " ".join(map(str, preds[:16])) + (" ..." if len(preds) > 16 else "")
+        saturated = {k: v for k, v in self.saturations.items() if v}
+        lines = [f"Trace{f' from {self.backend}' if self.backend else ''}: {out.shape[0]} sample(s), T={self.steps} "
+                 f"(+{self.latency} latency = {self.hardware_steps} hardware steps)",
+                 f"  predictions: {shown}",
+                 f"  readout range: {out.min() if out.size else '-'} .. {out.max() if out.size else '-'}; "
+                 "saturations: " + (", ".join(f"{k} {v}" for k, v in saturated.items()) or "none")]
+        counts = self.spike_counts or ({k: int(np.abs(v).sum()) for k, v in self.spikes.items()}
+                                       if self.spikes else None)
+        if counts:
+            silent = [k for k, v in counts.items() if v == 0]
+            lines.append(f"  spikes: {sum(counts.values())} in {len(counts)} IF layer(s)"
+                         + (f"; silent: {', '.join(silent)}" if silent else ""))
+        lines.append("  data: .output, .predictions(), .spikes (record=True), .saturations")
+        return "\n".join(lines)

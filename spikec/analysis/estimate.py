@@ -114,6 +114,11 @@ class Estimate:
         """(low, high) energy per inference (J)."""
         return (self.energy_band.low, self.energy_band.high)
 
+    def __str__(self) -> str:
+        from spikec.analysis.report import summary
+
+        return summary(self)
+
     def layer(self, name: str) -> LayerRow:
         for row in self.layers:
             if row.name == name:

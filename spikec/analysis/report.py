@@ -20,33 +20,44 @@ def _band(b: Band) -> str:
     return f"{_si(b.central, 'J')} [{_si(b.low, 'J')} – {_si(b.high, 'J')}]"
 
 
-def print_estimate(est: Estimate, console=None) -> None:
-    """Print per-layer rows (per inference), totals, energy band vs the ANN, cores and assumptions."""
+NARROW = ("layer", "neurons", "rate", "SOPs", "energy", "cores d/s")   # fits 80 columns
+
+
+def print_estimate(est: Estimate, console=None, wide: bool = False) -> None:
+    """Print per-layer rows (per inference), totals, energy band vs the ANN, cores and assumptions.
+    The per-layer table keeps to NARROW's columns unless `wide`."""
+    from rich import box
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     if console is None:
         console = Console()
-        if not console.is_terminal:
+        if wide and not console.is_terminal:
             console = Console(width=150)
     b = est.batch
     table = Table(title=f"spikec estimate — {est.hardware.name}, energy set {est.energy_model.name}, "
                         f"{est.steps} steps (+{est.hardware_steps - est.steps} latency), per inference "
-                        f"(mean of {b})")
-    for col in ("layer", "neurons", "rate", "spikes", "synapses", "SOPs", "input MACs", "energy",
-                "cores d/s", "mem KiB d/s", "axons in/out", "limit"):
-        table.add_column(col, justify="left" if col in ("layer", "limit") else "right", no_wrap=True)
+                        f"(mean of {b})", box=box.SIMPLE_HEAD,
+                  caption=None if wide else "more columns: --wide / print_estimate(est, wide=True)")
+    columns = ("layer", "neurons", "rate", "spikes", "synapses", "SOPs", "input MACs", "energy",
+               "cores d/s", "mem KiB d/s", "axons in/out", "limit")
+    shown = [c in NARROW or wide for c in columns]
+    for col, show in zip(columns, shown):
+        if show:
+            table.add_column(col, justify="left" if col in ("layer", "limit") else "right", no_wrap=wide,
+                             overflow="fold")
     for r in est.layers:
         res = r.resources
-        table.add_row(
-            escape(f"{r.name} [{r.kind}]" + (f" {r.source}" if r.source else "")), f"{r.neurons:,}",
+        cells = (
+            escape(f"{r.name} [{r.kind}]" + (f" {r.source}" if r.source and wide else "")), f"{r.neurons:,}",
             f"{r.firing_rate:.3f}" if r.kind != "readout" else "–", _si(r.spikes / b), _si(r.synapses),
             _si(r.sops / b), _si(r.input_macs / b), _si(r.energy_j.central, "J"),
             f"{res.cores}/{res.cores_shared}" if res else "host",
             f"{res.syn_mem_bits / 8192:.1f}/{res.syn_mem_bits_shared / 8192:.1f}" if res else "–",
             f"{res.in_axons_max}/{res.out_axons_max}" if res else "–",
             (res.binding + ("" if res.feasible else " (!)")) if res else "")
+        table.add_row(*(c for c, show in zip(cells, shown) if show))
     console.print(table)
     console.print(f"SOPs {_si(est.sops)}   input MACs {_si(est.input_macs)} "
                   f"({_si(est.input_macs_per_step)} per step)   spikes {_si(est.spikes)}   "
@@ -68,5 +79,22 @@ def print_estimate(est: Estimate, console=None) -> None:
                   + ("" if est.feasible else "  [red]some layer does not fit (see notes)[/red]"))
     if est.hardware.assumed:
         console.print(f"[yellow]assumed hardware limits[/yellow]: {', '.join(est.hardware.assumed)}")
-    for text in est.energy_model.assumptions + est.hardware.notes + tuple(est.notes):
+    notes = (est.energy_model.assumptions + est.hardware.notes if wide else ()) + tuple(est.notes)
+    for text in notes:
         console.print(f"  - {escape(text)}", style="dim")
+    if not wide:
+        console.print("  energy and hardware assumptions: --wide / print_estimate(est, wide=True)", style="dim")
+
+
+def summary(est: Estimate) -> str:
+    """A few lines: per-inference totals, energy band against the ANN, cores (str(estimate))."""
+    fp32 = est.ann_energy_j.get("horowitz-fp32")
+    ann = f"; ANN {_si(est.ann.macs)} MACs" + (f", {_band(fp32)} (horowitz-fp32)" if fp32 else "")
+    return "\n".join((
+        f"Estimate on {est.hardware.name} (energy set {est.energy_model.name}), T={est.steps} "
+        f"(+{est.hardware_steps - est.steps} latency), per inference over {est.batch} sample(s):",
+        f"  SOPs {_si(est.sops)}, spikes {_si(est.spikes)}, input MACs {_si(est.input_macs)}",
+        f"  energy {_band(est.energy_band)}{ann}",
+        f"  cores {est.cores} discrete / {est.cores_shared} shared-weight, chips {est.chips} / {est.chips_shared}"
+        + ("" if est.feasible else " (some layer does not fit: see est.notes)"),
+        "  per layer: spikec.analysis.report.print_estimate(est); data: est.to_dict()"))

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from spikec.backends import run
 from spikec.errors import BackendError
 from spikec.ir.graph import Graph
 from spikec.trace import Trace
@@ -62,12 +63,15 @@ class VerifyReport:
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), **kwargs)
 
+    def __str__(self) -> str:
+        from spikec.analysis.verify_view import summary
+
+        return summary(self)
+
 
 def verify(graph: Graph, inputs, steps: int, backends=("torch", "brian2", "lava"),
            baseline: str = "reference", layers="all", progress=None) -> VerifyReport:
     """Run `baseline` and every backend in `backends`; compare spikes and readout exactly."""
-    from spikec import run
-
     graph.validate()
     names = [b for b in backends if b != baseline]
     if not names:
@@ -113,8 +117,6 @@ def verify(graph: Graph, inputs, steps: int, backends=("torch", "brian2", "lava"
 
 def _membranes(graph, inputs, steps, d: Divergence, backends) -> dict[str, int | None]:
     """Membrane potential after the diverging step, from each backend that can record it."""
-    from spikec import run
-
     out: dict[str, int | None] = {}
     for name in backends:
         try:

@@ -37,6 +37,11 @@ from brian2 import EventMonitor, Network, NeuronGroup, SpikeMonitor, StateMonito
 from brian2.core.clocks import Clock
 from brian2.core.preferences import prefs
 
+# Importing Brian 2 installs its own sys.excepthook, which labels every later uncaught exception
+# (spikec's own errors included) as a Brian 2 internal error: give Python its hook back.
+if getattr(sys.excepthook, "__name__", "") == "brian_excepthook":
+    sys.excepthook = sys.__excepthook__
+
 DT = 1 * ms            # one hardware step; the value itself never matters
 DT_SECONDS = 1e-3
 

@@ -6,6 +6,24 @@ from spikec.ir.graph import Graph
 
 COLUMNS = ("name", "type", "source", "shape", "start", "fan_in", "theta_float", "theta", "scale",
            "weight_error", "weight_exp", "clipped", "rounded", "limited_by")
+NARROW = ("name", "type", "shape", "start", "theta_float", "theta", "weight_error", "limited_by")   # fits 80 columns
+HEADERS = {"theta_float": "theta f", "weight_error": "w err", "limited_by": "limit", "fan_in": "fan-in",
+           "weight_exp": "w exp"}
+
+
+class LayerReport(list):
+    """The report rows (a list of dicts, JSON-able as is); printing it shows a table 80 columns wide."""
+
+    def __init__(self, rows, graph: Graph):
+        super().__init__(rows)
+        self._graph = graph
+
+    def __str__(self) -> str:
+        from spikec.richtext import to_text
+
+        return to_text(lambda console: print_report(self._graph, console=console))
+
+    __repr__ = list.__repr__
 
 
 def edge_keys(edges) -> list[str]:
@@ -19,7 +37,7 @@ def edge_keys(edges) -> list[str]:
     return keys
 
 
-def report(graph: Graph) -> list[dict]:
+def report(graph: Graph) -> LayerReport:
     """JSON-able rows (one per population, topological order) with the compiler's per-layer record.
 
     Graphs not made by spikec.compile get structural rows only (name, type, shape, start,
@@ -38,14 +56,14 @@ def report(graph: Graph) -> list[dict]:
         if name in bounds:
             row["safe_steps"] = bounds[name]["safe_steps"]
         rows.append(row)
-    return rows
+    return LayerReport(rows, graph)
 
 
-def _fmt(value) -> str:
+def _fmt(value, digits: int = 4) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.{digits}g}"
     if isinstance(value, list):
         if value and isinstance(value[0], (int, float)) and len(value) > 3 and len(value) != 3:
             return f"[{_fmt(min(value))}..{_fmt(max(value))}] x{len(value)}"
@@ -58,20 +76,26 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def print_report(graph: Graph, console=None) -> None:
-    """Print the report as a table (rich), followed by method, target, latency and bound facts."""
+def print_report(graph: Graph, console=None, wide: bool = False) -> None:
+    """Print the report as a table (rich), followed by method, target, latency and bound facts.
+    The table keeps to NARROW's columns unless `wide`."""
+    from rich import box
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = console or Console()
     rows = report(graph)
-    cols = [c for c in COLUMNS if any(c in r for r in rows)]
+    cols = [c for c in (COLUMNS if wide else NARROW) if any(c in r for r in rows)]
     table = Table(title=f"spikec graph: method {graph.meta.get('method', '?')}, target "
-                        f"{graph.meta.get('target', '?')}, latency {graph.latency}")
+                        f"{graph.meta.get('target', '?')}, latency {graph.latency}",
+                  caption=None if wide else "more columns: --wide / print_report(graph, wide=True)",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
     for c in cols:
-        table.add_column(c, justify="right" if c not in ("name", "type", "source") else "left")
+        table.add_column(HEADERS.get(c, c), justify="right" if c not in ("name", "type", "source") else "left",
+                         overflow="fold", no_wrap=c in ("name", "type", "shape") and not wide)
     for r in rows:
-        table.add_row(*(_fmt(r.get(c)) for c in cols))
+        table.add_row(*(escape(_fmt(r.get(c), 4 if wide else 3)) for c in cols))
     console.print(table)
     bounds = graph.meta.get("bounds")
     if bounds:

@@ -47,7 +47,7 @@ def test_debug_shows_the_traceback(files):  # noqa: F811
 
 def test_usage_error_stays_exit_2(files):  # noqa: F811
     res = cli("run", files / "g.h5", "--steps", 3)
-    assert res.returncode == 2 and "Missing option '--input'" in res.stderr
+    assert res.returncode == 2 and "give exactly one of --input" in res.stderr
 
 
 def test_npy_input_equals_npz(files):  # noqa: F811
