@@ -21,8 +21,6 @@ _REGISTRY: dict[str, str] = {
 }
 
 
-
-
 def register(name: str, module: str) -> None:
     """Register a backend module (import path) under `name`; third-party backends use this.
 
@@ -46,6 +44,12 @@ def get(name: str) -> ModuleType:
     if not module.is_available():
         raise BackendError(f"backend {name!r} is not available here: {module.why_unavailable()}")
     return module
+
+
+def run(graph, inputs, steps: int, backend: str = "torch", record: bool = False, record_v: bool = False,
+        **options):
+    """Run `graph` on `backend` (see spikec.run, the public face of this)."""
+    return get(backend).run(graph, inputs, steps, record=record, record_v=record_v, **options)
 
 
 def available() -> list[str]:

@@ -32,7 +32,7 @@ import torch
 
 from spikec.conversion.graphs import replace_nodes
 from spikec.errors import ConversionError, UnsupportedError
-from spikec.ir import IF, Graph
+from spikec.ir import IF, Graph, dynamics
 from spikec.ir.graph import broadcast_param
 
 DEFAULTS = {"alpha": 0.4, "batches": 3, "batch_size": 200, "steps": 32}
@@ -51,7 +51,7 @@ def layer_sources(graph: Graph) -> dict[str, dict]:
             if row.get("source") is None or row.get("scale") is None:
                 raise ConversionError(f"{name}: meta lacks 'source' or 'scale'; cannot calibrate FTBC")
             out[name] = {"source": str(row["source"]), "node": row.get("node"),
-                         "scale": np.asarray(row["scale"], dtype=np.float64)}
+                         "channels": row.get("channels"), "scale": np.asarray(row["scale"], dtype=np.float64)}
     missing = [p.name for p in graph.if_layers if p.name not in out]
     if missing:
         raise ConversionError(f"IF layers {missing} have no ANN source in graph.meta['layers']")
@@ -64,6 +64,10 @@ def replay_errors(drive, steps: int, target: torch.Tensor, layer: IF) -> torch.T
     drive(k) -> [B, *shape]: input current + static bias at local step k (0-based);
     target: [B, *shape], the ANN activation in membrane units; the replay computes in target's
     dtype (float64 for exact hand checks, float32 in calibration). Returns float64 [steps, C].
+
+    The firing and reset rules are `spikec.ir.dynamics.fire` / `reset` (`replay_step`); unsigned
+    layers take `_replay_unsigned`, an in-place mirror of the same rule (tests/methods/test_ftbc.py
+    checks it equal to `replay_step` on random states).
     """
     dtype = target.dtype
     shape = tuple(target.shape)
@@ -71,41 +75,51 @@ def replay_errors(drive, steps: int, target: torch.Tensor, layer: IF) -> torch.T
                                      dtype=dtype)
     theta = full(layer.theta)
     v = full(layer.v_init).expand(shape).clone()
-    sums = torch.zeros((steps, shape[1]), dtype=torch.float64)
     if layer.theta_neg is None:
-        # e = theta [m >= theta] - a;  m' = m - e;  v = m' - theta [m' >= theta]   (in place: v is m)
         if np.all(layer.theta == layer.theta.flat[0]):
             theta = float(layer.theta.flat[0])      # a scalar broadcasts faster than a full tensor
-        target_sum = _channel_sums(target)
-        above = torch.empty(shape, dtype=torch.bool)
-        fired = torch.empty(shape, dtype=dtype)
-        for k in range(steps):
-            v += drive(k)
-            torch.mul(torch.ge(v, theta, out=above), theta, out=fired)
-            sums[k] = _channel_sums(fired) - target_sum
-            v += target
-            v -= fired
-            v -= torch.mul(torch.ge(v, theta, out=above), theta, out=fired)
-        return sums
+        return _replay_unsigned(drive, steps, target, theta, v)
     theta_neg = full(layer.theta_neg)
-    net = torch.zeros(shape, dtype=dtype)
-
-    def fire(m):
-        pos = m >= theta
-        neg = (m <= -theta_neg) & ~pos
-        if layer.gate == "net":
-            neg &= net > 0
-        return pos, neg
-
+    net = torch.zeros(shape, dtype=dtype) if layer.gate == "net" else None
+    sums = torch.zeros((steps, shape[1]), dtype=torch.float64)
     for k in range(steps):
-        m = v + drive(k).to(dtype)
-        pos, neg = fire(m)
-        e = theta * pos - theta * neg - target
-        m = m - e
-        pos, neg = fire(m)
-        v = m - theta * pos + theta_neg * neg
-        net = net + pos.to(dtype) - neg.to(dtype)
+        v, net, e = replay_step(v, net, drive(k).to(dtype), target, theta, theta_neg)
         sums[k] = _channel_sums(e)
+    return sums
+
+
+def replay_step(v, net, drive, target, theta, theta_neg=None):
+    """One FTBC replay step on the IF rule of spikec.ir.dynamics -> (v, net, e).
+
+    m = v + drive; e = theta * s(m) - target (s in {-1, 0, 1}: a negative spike outputs -theta);
+    m' = m - e; v = reset(m', fire(m')). net (None: no "net" gate) sums the spikes of m'.
+    """
+    m = v + drive
+    pos, neg = dynamics.fire(m, theta, theta_neg, None if net is None else net > 0)
+    e = theta * pos - target if neg is None else theta * pos - theta * neg - target
+    m = m - e
+    pos, neg = dynamics.fire(m, theta, theta_neg, None if net is None else net > 0)
+    v = dynamics.reset(m, pos, neg, theta, theta_neg, "subtract")
+    if net is not None:
+        net = net + pos.to(net.dtype) - neg.to(net.dtype)
+    return v, net, e
+
+
+def _replay_unsigned(drive, steps: int, target: torch.Tensor, theta, v: torch.Tensor) -> torch.Tensor:
+    """`replay_step` for unsigned layers, in place (v is m): e = theta [m >= theta] - a;
+    m' = m - e; v = m' - theta [m' >= theta]. Returns the per-step channel sums of e."""
+    shape, dtype = tuple(target.shape), target.dtype
+    sums = torch.zeros((steps, shape[1]), dtype=torch.float64)
+    target_sum = _channel_sums(target)
+    above = torch.empty(shape, dtype=torch.bool)
+    fired = torch.empty(shape, dtype=dtype)
+    for k in range(steps):
+        v += drive(k)
+        torch.mul(torch.ge(v, theta, out=above), theta, out=fired)
+        sums[k] = _channel_sums(fired) - target_sum
+        v += target
+        v -= fired
+        v -= torch.mul(torch.ge(v, theta, out=above), theta, out=fired)
     return sums
 
 
@@ -131,11 +145,17 @@ def _activations(model: torch.nn.Module, sources: dict[str, dict], x: torch.Tens
         with torch.no_grad():
             if isinstance(model, fx.GraphModule) and all(s["node"] for s in sources.values()):
                 got = _fx_outputs(model, {s["node"] for s in sources.values()}, x)
-                return {name: got[s["node"]] for name, s in sources.items()}
+                return {name: _channels(got[s["node"]], s) for name, s in sources.items()}
             got = _hooked_outputs(model, {s["source"] for s in sources.values()}, x)
-            return {name: got[s["source"]] for name, s in sources.items()}
+            return {name: _channels(got[s["source"]], s) for name, s in sources.items()}
     finally:
         model.train(was_training)
+
+
+def _channels(activation: torch.Tensor, source: dict) -> torch.Tensor:
+    """The layer's slice of its node's output (layers split from an activation of a concatenation)."""
+    span = source.get("channels")
+    return activation if span is None else activation[:, span[0]:span[1]]
 
 
 def _fx_outputs(gm, wanted: set[str], x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -1,66 +1,19 @@
 """Reference interpreter: a literal, step-by-step implementation of the IR semantics.
 
 This is the executable definition every backend is tested against (bit for bit). It favours
-obviousness over speed: one hardware step at a time, every population, every edge.
+obviousness over speed: one hardware step at a time, every population, every edge. The neuron
+step, the readout and the edges' synapse ops are the pure functions of `spikec.ir.dynamics`;
+this module adds time (start steps, delays) and bookkeeping.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from spikec.ir import dynamics
 from spikec.ir.graph import Graph, broadcast_param
 from spikec.ir.nodes import IF, Input, Readout
-from spikec.ir.ops_numpy import apply_ops
 from spikec.trace import Trace
-
-
-class _IFState:
-    def __init__(self, layer: IF, batch: int):
-        shape = (batch,) + layer.shape
-        full = lambda a: np.broadcast_to(broadcast_param(a, layer.shape), shape).astype(np.int64)  # noqa: E731
-        self.layer = layer
-        self.theta = full(layer.theta)
-        self.v_init = full(layer.v_init)
-        self.bias = full(layer.bias)
-        self.theta_neg = None if layer.theta_neg is None else full(layer.theta_neg)
-        self.schedule = None if layer.bias_schedule is None else [
-            full(b) for b in layer.bias_schedule]
-        self.v = self.v_init.copy()
-        self.mask = np.ones(shape, np.int64)
-        self.net = np.zeros(shape, np.int64)
-        self.limit = 2 ** (layer.state_bits - 1) - 1
-        self.saturations = 0
-
-    def step(self, current: np.ndarray, k: int) -> np.ndarray:
-        """One local step k >= 1; returns the emitted spikes (int64 in {-1, 0, 1})."""
-        layer = self.layer
-        v = self.v + current + self.bias
-        if self.schedule is not None and k <= len(self.schedule):
-            v = v + self.schedule[k - 1]
-        clipped = np.clip(v, -self.limit, self.limit)
-        self.saturations += int(np.count_nonzero(clipped != v))
-        v = clipped
-        pos = v >= self.theta
-        neg = np.zeros_like(pos)
-        if self.theta_neg is not None:
-            neg = (v <= -self.theta_neg) & ~pos
-            if layer.gate == "net":
-                neg &= self.net > 0
-        s = pos.astype(np.int64) - neg.astype(np.int64)
-        if layer.reset == "subtract":
-            v = v - np.where(pos, self.theta, 0)
-            if self.theta_neg is not None:
-                v = v + np.where(neg, self.theta_neg, 0)
-        else:
-            v = np.where(s != 0, 0, v)
-        out = s * self.mask
-        self.net = self.net + out
-        if layer.presim and k == layer.presim:
-            self.mask = (v > 0).astype(np.int64)
-            v = self.v_init.copy()
-            self.net = np.zeros_like(self.net)
-        self.v = v
-        return out
 
 
 def run_reference(graph: Graph, inputs, steps: int, record: bool = False,
@@ -79,7 +32,8 @@ def run_reference(graph: Graph, inputs, steps: int, record: bool = False,
     # history[name][t] = what population `name` emitted at hardware step t (t = 1..total)
     history: dict[str, list[np.ndarray]] = {
         p.name: [np.zeros((batch,) + p.shape, np.int64)] for p in graph.populations}
-    states = {p.name: _IFState(p, batch) for p in graph.populations if isinstance(p, IF)}
+    params = {p.name: dynamics.if_params(p, batch) for p in graph.populations if isinstance(p, IF)}
+    states = {name: dynamics.initial_state(prm) for name, prm in params.items()}
     volts: dict[str, list[np.ndarray]] = {name: [] for name in states}
     acc = np.zeros((batch,) + readout.shape, np.int64)
     acc_limit = 2 ** (readout.state_bits - 1) - 1
@@ -94,7 +48,7 @@ def run_reference(graph: Graph, inputs, steps: int, record: bool = False,
         for e in graph.in_edges(name):
             src_t = t - 1 - e.delay
             if src_t >= 1:
-                total_in += apply_ops(e.ops, history[e.src][src_t]) * 2 ** e.weight_exp
+                total_in += dynamics.edge_current(e, history[e.src][src_t])
         return total_in
 
     for t in range(1, total + 1):
@@ -107,16 +61,17 @@ def run_reference(graph: Graph, inputs, steps: int, record: bool = False,
                     emitted = x[:, t - 1] if t <= x.shape[1] else zeros[name]
             elif isinstance(node, IF):
                 k = t - starts[name] + 1
-                emitted = states[name].step(current(name, t), k) if k >= 1 else zeros[name]
+                emitted = zeros[name]
+                if k >= 1:
+                    states[name], emitted = dynamics.if_step(params[name], states[name], current(name, t), k)
                 counts[name] += int(np.abs(emitted).sum())
                 if record_v:
                     volts[name].append(states[name].v.copy())
             else:
                 k = t - starts[name] + 1
                 if readout.skip < k <= readout.skip + steps:
-                    summed = acc + current(name, t) + out_bias
-                    acc = np.clip(summed, -acc_limit, acc_limit)
-                    acc_sat += int(np.count_nonzero(acc != summed))
+                    acc, hits = dynamics.readout_step(acc, current(name, t), out_bias, acc_limit)
+                    acc_sat += hits
                     outputs.append(acc.copy())
                 emitted = zeros[name]
             history[name].append(emitted)

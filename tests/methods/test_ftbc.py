@@ -5,11 +5,13 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
 from spikec import IF, Dense, Edge, Graph, Input, Readout, run
 from spikec.conversion import apply_srp, ftbc_calibrate
-from spikec.conversion.ftbc import replay_errors
+from spikec.conversion.ftbc import replay_errors, replay_step
 from spikec.errors import ConversionError, UnsupportedError
 
 # Two samples, two neurons (= channels), theta 4, v_init 2, constant currents X and ANN targets a:
@@ -44,6 +46,28 @@ def test_replay_errors_by_hand():
     layer = tiny_graph().node("l0")
     sums = replay_errors(lambda k: X, 2, A, layer)
     assert sums.tolist() == SUMS
+
+
+@given(st.integers(0, 2 ** 32 - 1), st.sampled_from([torch.float32, torch.float64]), st.booleans())
+def test_in_place_replay_equals_the_dynamics_rule(seed, dtype, scalar_theta):
+    """The unsigned replay's in-place torch mirror gives the error sums of `replay_step` (the rule
+    on spikec.ir.dynamics.fire / reset) on random states; quarter-unit targets keep every float
+    operation exact, so the two must agree bit for bit."""
+    rng = np.random.default_rng(seed)
+    batch, channels, width, steps = rng.integers(1, 4), rng.integers(1, 4), rng.integers(1, 4), rng.integers(1, 7)
+    theta = rng.integers(1, 9) if scalar_theta else rng.integers(1, 9, channels)
+    layer = IF("l", (int(channels), int(width)), theta=np.asarray(theta), v_init=rng.integers(-4, 5, channels))
+    drives = torch.tensor(rng.integers(-6, 10, (steps, batch, channels, width)), dtype=dtype)
+    target = torch.tensor(rng.integers(0, 33, (batch, channels, width)) / 4, dtype=dtype)
+    fast = replay_errors(lambda k: drives[k], int(steps), target, layer)
+
+    full = lambda a: torch.tensor(np.broadcast_to(np.reshape(a, (-1, 1)), (channels, width)), dtype=dtype)  # noqa: E731
+    v = full(layer.v_init).expand(target.shape).clone()
+    sums = torch.zeros((steps, channels), dtype=torch.float64)
+    for k in range(steps):
+        v, _, e = replay_step(v, None, drives[k], target, full(layer.theta))
+        sums[k] = e.double().sum(dim=(0, 2))
+    assert torch.equal(fast, sums)
 
 
 def test_calibrate_by_hand():

@@ -1,11 +1,12 @@
 """SpikecIF: the IR's IF layer as a Lava process with a fixed-point CPU model.
 
-The model is a literal transcription of `spikec.ir.nodes.IF` (see its docstring and the reference
-interpreter): integer state in int64, `>=` threshold, subtract or zero reset, initial potential,
-signed spikes with the "net" gate, a bias schedule and SRP pre-simulation in local time
-k = t - start + 1, saturation to `state_bits` with a count. Before its start step the layer holds
-v_init, ignores nothing (no input can arrive yet) and emits zeros. All arrays are flat: the
-backend lays the B samples of a batch side by side, so n = B * prod(layer shape).
+The model's step is `spikec.ir.dynamics.if_step`, the function the reference interpreter calls
+(see the `spikec.ir.nodes.IF` docstring): integer state in int64, `>=` threshold, subtract or
+zero reset, initial potential, signed spikes with the "net" gate, a bias schedule and SRP
+pre-simulation in local time k = t - start + 1, saturation to `state_bits` with a count. Before
+its start step the layer holds v_init, ignores nothing (no input can arrive yet) and emits zeros.
+All arrays are flat: the backend lays the B samples of a batch side by side, so
+n = B * prod(layer shape).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from spikec.backends.lava_procs.files import ErrorLog, RecordFile
+from spikec.ir.dynamics import IFParams, if_step, initial_state
 
 
 class SpikecIF(AbstractProcess):
@@ -80,8 +82,8 @@ class PySpikecIFModel(PyLoihiProcessModel):
         p = self.proc_params
         self.start_step = p["start"]
         self.presim = p["presim"]
-        self.subtract = p["reset"] == "subtract"
-        self.gated = p["gate"] == "net"
+        self.reset = p["reset"]
+        self.gate = p["gate"]
         self.signed = p["signed"]
         self.n_schedule = p["n_schedule"]
         self.limit = 2 ** (p["state_bits"] - 1) - 1
@@ -89,9 +91,8 @@ class PySpikecIFModel(PyLoihiProcessModel):
         self.v_file = RecordFile(p["v_path"])
         self.sat_file = RecordFile(p["sat_path"])
         self.errors = ErrorLog(p["error_path"])
-        self.mask = None
-        self.net = None
-        self.saturations = 0
+        self.params = None   # IFParams and IFState (spikec.ir.dynamics), made at local step 1
+        self.state = None
 
     def run_spk(self):
         current = self.a_in.recv()
@@ -113,34 +114,17 @@ class PySpikecIFModel(PyLoihiProcessModel):
         return spikes
 
     def _step(self, current: np.ndarray, k: int) -> np.ndarray:
-        if self.mask is None:
-            self.mask = np.ones(self.v.shape, np.int64)
-            self.net = np.zeros(self.v.shape, np.int64)
-        v = self.v + current + self.bias
-        if k <= self.n_schedule:
-            v = v + self.schedule[k - 1]
-        clipped = np.clip(v, -self.limit, self.limit)
-        hits = int(np.count_nonzero(clipped != v))
-        if hits:
-            self.saturations += hits
-            self.sat_file.write(self.saturations)
-        v = clipped
-        pos = v >= self.theta
-        neg = np.zeros_like(pos)
-        if self.signed:
-            neg = (v <= -self.theta_neg) & ~pos
-            if self.gated:
-                neg &= self.net > 0
-        s = pos.astype(np.int64) - neg.astype(np.int64)
-        if self.subtract:
-            v = v - np.where(pos, self.theta, 0) + np.where(neg, self.theta_neg, 0)
-        else:
-            v = np.where(s != 0, 0, v)
-        out = s * self.mask
-        self.net = self.net + out
-        if self.presim and k == self.presim:
-            self.mask = (v > 0).astype(np.int64)
-            v = self.v_init.copy()
-            self.net = np.zeros_like(self.net)
-        self.v[:] = v
-        return out
+        if self.state is None:
+            self.params = IFParams(
+                theta=self.theta, v_init=self.v_init, bias=self.bias,
+                theta_neg=self.theta_neg if self.signed else None,
+                bias_schedule=self.schedule[:self.n_schedule] if self.n_schedule else None,
+                gate=self.gate, presim=self.presim, reset=self.reset, limit=self.limit)
+            self.state = initial_state(self.params)
+        before = self.state.saturations
+        # the Lava Var `v` is the membrane of record (it may be read or set between steps)
+        self.state, spikes = if_step(self.params, self.state._replace(v=np.array(self.v)), current, k)
+        if self.state.saturations != before:
+            self.sat_file.write(self.state.saturations)
+        self.v[:] = self.state.v
+        return spikes
