@@ -27,10 +27,7 @@ writers that died are removed by the next save into that folder.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import time
 from pathlib import Path
 
 import h5py
@@ -55,7 +52,6 @@ MAX_JSON_DEPTH = 64  # nesting of the meta JSON
 MAX_NAME_CHARS = 4096
 MAX_META_BYTES = 2**24  # 16 MiB of JSON
 MAX_COMPRESSION = 1100  # deflate expands at most ~1032x; a filtered dataset may not claim more
-STALE_TEMP_SECONDS = 3600  # a save temporary untouched this long, and unlocked, is a dead writer's
 
 _INT64_MAX = np.iinfo(np.int64).max
 _INT64_MIN = np.iinfo(np.int64).min
@@ -89,7 +85,6 @@ def save(graph: Graph, path) -> None:
     """Write `graph` to `path` atomically (format version 3, with its content hash)."""
     graph.validate()
     path = Path(path)
-    remove_stale_temporaries(path)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         _write(f, graph)
         f.flush()
@@ -138,33 +133,6 @@ def _write(f: h5py.File, graph: Graph) -> None:
                 o.attrs[field] = np.asarray(getattr(op, field), np.int64)
             if hasattr(op, "weight"):
                 o.create_dataset("weight", data=op.weight)
-
-
-def remove_stale_temporaries(path) -> list[Path]:
-    """Delete save temporaries of `path` (`.<name>.XXXXXXXX.tmp`, see spikec.fileio) that a killed
-    writer left behind: untouched for STALE_TEMP_SECONDS and not locked by a live HDF5 writer.
-    Returns what was removed; never raises for a file it cannot inspect or remove."""
-    path = Path(path)
-    prefix = f".{path.name}."
-    removed = []
-    try:
-        candidates = [c for c in path.parent.iterdir()
-                      if c.name.startswith(prefix) and c.name.endswith(".tmp")
-                      and len(c.name) == len(prefix) + 8 + len(".tmp")]
-    except OSError:
-        return removed
-    now = time.time()
-    for tmp in candidates:
-        try:
-            if not tmp.is_file() or now - tmp.stat().st_mtime < STALE_TEMP_SECONDS:
-                continue
-            with open(tmp, "rb") as fh:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # OSError if a live writer holds it
-                os.unlink(tmp)
-            removed.append(tmp)
-        except OSError:
-            continue
-    return removed
 
 
 # --------------------------------------------------------------------------- load

@@ -134,15 +134,27 @@ def _check_readout(p: Readout) -> None:
 
 def check_inputs(graph: Graph, inputs, steps: int) -> np.ndarray:
     """Return `inputs` as int64 numpy, or raise InputDataError saying what does not fit."""
+    check_steps(steps)
+    return input_array(graph.input, inputs)
+
+
+def check_steps(steps) -> int:
     if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
         raise InputDataError(f"steps must be a positive int, got {steps!r}")
+    return int(steps)
+
+
+def input_array(inp: Input, inputs) -> np.ndarray:
+    """`inputs` for the Input population `inp` as int64 numpy, or InputDataError: integers only
+    (floats are never truncated: NaN, infinities and fractions cannot slip through), the shape,
+    and the declared range (|x| < 2^(value_bits-1), or 0/1 spikes)."""
     if hasattr(inputs, "detach"):  # torch tensor
         inputs = inputs.detach().cpu().numpy()
     arr = np.asarray(inputs)
-    if arr.dtype.kind not in "iu" or arr.dtype.kind == "b":
+    if arr.dtype.kind not in "iu":
         raise InputDataError(
-            f"inputs must be an integer array, got dtype {arr.dtype}; convert floats with graph.encode(x)")
-    inp = graph.input
+            f"inputs must be an integer array, got dtype {arr.dtype}; floats are not truncated: encode them "
+            "with graph.encode(x) (round(x * input scale))")
     if inp.encoding == "current":
         if arr.shape[1:] != inp.shape or arr.ndim != len(inp.shape) + 1:
             dims = ", ".join(map(str, inp.shape))

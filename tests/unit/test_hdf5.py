@@ -13,6 +13,7 @@ from strategies import graphs
 
 import spikec
 import spikec.ir.hdf5 as hdf5
+from spikec import fileio
 from spikec.errors import FormatError
 from spikec.ir.digest import content_digest
 from spikec.ir.graph import graphs_equal
@@ -327,7 +328,7 @@ def test_save_removes_stale_temporaries(tmp_path, small_graph):
                          tmp_path / ".other.h5.abcd1234.tmp")
     for p in (old, fresh, other):
         p.write_bytes(b"half a file")
-    stale = time.time() - hdf5.STALE_TEMP_SECONDS - 10
+    stale = time.time() - fileio.STALE_TEMP_SECONDS - 10
     os.utime(old, (stale, stale))
     os.utime(other, (stale, stale))
     spikec.save(small_graph, tmp_path / "g.h5")
@@ -339,12 +340,12 @@ def test_locked_temporary_is_kept(tmp_path):
 
     tmp = tmp_path / ".g.h5.abcd1234.tmp"
     tmp.write_bytes(b"being written")
-    stale = time.time() - hdf5.STALE_TEMP_SECONDS - 10
+    stale = time.time() - fileio.STALE_TEMP_SECONDS - 10
     os.utime(tmp, (stale, stale))
     with open(tmp, "rb") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
-        assert hdf5.remove_stale_temporaries(tmp_path / "g.h5") == []
-    assert hdf5.remove_stale_temporaries(tmp_path / "g.h5") == [tmp]
+        assert fileio.remove_stale_temporaries(tmp_path / "g.h5") == []
+    assert fileio.remove_stale_temporaries(tmp_path / "g.h5") == [tmp]
 
 
 def test_save_into_missing_folder(tmp_path, small_graph):
