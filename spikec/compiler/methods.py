@@ -14,7 +14,13 @@ The pipeline never branches on a method's name; it asks the policy:
   * `options`: names of extra keyword options `spikec.compile` accepts for this method; they
     reach `post` as ctx.options.
 
-Adding a method (e.g. "ecl", "ftbc", "srp") = `register(Policy(...))`; no pipeline change.
+Adding a method = `register(Policy(...))`; no pipeline change. The methods spikec ships are all
+defined at the bottom of this module, each once: "qcfs", "opi", "maxnorm", "robust" (every one
+taking the `ftbc=dict(...)` and `srp_presim=tau` options) and "ftbc", "srp", "ecl" (QCFS with
+those passes on by default, or with signed neurons: `kappa`, `gate`):
+
+    spikec.compile(model, x, method="qcfs", calibration=data, ftbc=dict(alpha=0.4, batches=3))
+    spikec.compile(model, x, method="ecl", kappa=1.0, gate="net")
 """
 
 from __future__ import annotations
@@ -23,7 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from spikec.errors import UnsupportedError
+from spikec.conversion.ftbc import DEFAULTS as FTBC_DEFAULTS
+from spikec.conversion.ftbc import calibrate as ftbc_calibrate
+from spikec.conversion.signed import apply_signed
+from spikec.conversion.srp import apply_srp
+from spikec.errors import ConversionError, UnsupportedError
 
 
 @dataclass(frozen=True)
@@ -66,8 +76,11 @@ class Policy:
 METHODS: dict[str, Policy] = {}
 
 
-def register(policy: Policy) -> Policy:
-    """Add (or replace) a method under `policy.name`; returns it."""
+def register(policy: Policy, replace: bool = False) -> Policy:
+    """Add a method under `policy.name` (replacing one of that name only with replace=True)."""
+    if policy.name in METHODS and not replace:
+        raise UnsupportedError(f"a conversion method {policy.name!r} is already registered "
+                               "(register(..., replace=True) to replace it)")
     METHODS[policy.name] = policy
     return policy
 
@@ -82,18 +95,76 @@ def get(name: str) -> Policy:
                                f"{', '.join(sorted(METHODS))}") from None
 
 
-register(Policy(
-    "qcfs", "QCFS (Bu et al. 2022): theta = trained clip threshold, v_init = theta/2",
-    accepts_relu=False, v_init=0.5))
+# --------------------------------------------------------------------------- the methods
+# The post passes are spikec.conversion's Graph -> Graph functions: FTBC bias schedules, SRP
+# pre-simulation and ECL-style signed neurons. Where the papers combine them: FTBC on QCFS / ReLU
+# ANNs (FTBC "+QCFS" and "*" rows), SRP on QCFS. Other combinations (ECL + FTBC, OPI + SRP, ...)
+# run too but are our own; FTBC and SRP together are refused (the pre-simulation would shift
+# FTBC's time index).
+
+SRP_DEFAULT_TAU = 4
+COMBINABLE = ("ftbc", "srp_presim")   # options every method takes
+ECL_OPTIONS = ("kappa", "gate")
+
+
+def _ftbc_options(value, ctx: CompileContext) -> dict:
+    if value is True:
+        value = {}
+    if not isinstance(value, dict):
+        raise ConversionError(f"ftbc must be a dict of options (or True), got {value!r}")
+    unknown = sorted(set(value) - set(FTBC_DEFAULTS))
+    if unknown:
+        raise ConversionError(f"unknown ftbc option(s) {unknown}; known: {sorted(FTBC_DEFAULTS)}")
+    opts = dict(FTBC_DEFAULTS)
+    if ctx.steps is not None:
+        opts["steps"] = ctx.steps
+    opts.update(value)
+    return opts
+
+
+def post_pass(signed: bool = False, **defaults) -> Callable[[Any, CompileContext], Any]:
+    """A method's post pass: signed neurons (ECL) when `signed`, then FTBC, then SRP, as the
+    options ask; `defaults` are the method's own option defaults (the user's options win)."""
+
+    def post(graph, ctx: CompileContext):
+        opts = {**defaults, **ctx.options}
+        if signed:
+            graph = apply_signed(graph, kappa=opts.get("kappa", 1.0), gate=opts.get("gate", "net"))
+        ftbc, tau = opts.get("ftbc"), opts.get("srp_presim")
+        if ftbc not in (None, False) and tau:
+            raise UnsupportedError("FTBC and SRP cannot be combined (SRP's pre-simulation shifts FTBC's "
+                                   "time index); choose one of ftbc=... and srp_presim=...")
+        if ftbc not in (None, False):
+            if ctx.calibration is None:
+                raise ConversionError("FTBC needs calibration data: spikec.compile(..., calibration=x_train[:N])")
+            graph = ftbc_calibrate(graph, ctx.traced, ctx.calibration,
+                                   **_ftbc_options(ftbc, ctx))
+        if tau:
+            graph = apply_srp(graph, tau)
+        return graph
+
+    return post
+
+
+_QCFS = dict(accepts_relu=False, v_init=0.5, post=post_pass(), options=COMBINABLE)
+register(Policy("qcfs", "QCFS (Bu et al. 2022): theta = trained clip threshold, v_init = theta/2", **_QCFS))
 register(Policy(
     "maxnorm", "plain IF, theta = max activation on the calibration data (per layer or channel), v_init 0",
-    percentile=100.0, v_init=0.0))
+    percentile=100.0, v_init=0.0, post=post_pass(), options=COMBINABLE))
 register(Policy(
     "robust", "plain IF, theta = 99.9th percentile of positive activations (Rueckauer et al. 2017), v_init 0",
-    percentile=99.9, v_init=0.0))
+    percentile=99.9, v_init=0.0, post=post_pass(), options=COMBINABLE))
 register(Policy(
     "opi", "OPI (Bu et al. 2022): ReLU ANN, theta from calibration (99.9th percentile), v_init = theta/2",
-    percentile=99.9, v_init=0.5))
-
-# FTBC / SRP options and the "ecl", "ftbc", "srp" methods live in spikec.conversion (issue 4).
-from spikec.conversion import registry as _conversion_registry  # noqa: E402,F401
+    percentile=99.9, v_init=0.5, post=post_pass(), options=COMBINABLE))
+register(Policy(
+    "ftbc", "FTBC (Wu et al. 2024) on a QCFS ANN: per-step, per-channel bias schedule calibrated layer by "
+    "layer on the integer graph (ftbc=dict(alpha, batches, ...))", **{**_QCFS, "post": post_pass(ftbc={})}))
+register(Policy(
+    "srp", f"SRP (Hao et al. 2023) on a QCFS ANN: tau = srp_presim (default {SRP_DEFAULT_TAU}) "
+    "pre-simulation steps, residual-potential mask, then T steps",
+    **{**_QCFS, "post": post_pass(srp_presim=SRP_DEFAULT_TAU)}))
+register(Policy(
+    "ecl", "ECL-style (Liu et al. 2025; partly unverified): learnable clip, v_init theta/2, "
+    "dual-threshold signed neurons theta_neg = kappa*theta (kappa=1.0), gate 'net'",
+    **{**_QCFS, "signed": True, "post": post_pass(signed=True), "options": ECL_OPTIONS + COMBINABLE}))

@@ -106,3 +106,15 @@ def test_hooked_schedules_run_exactly(tiny):
     hooked, replaced = run_with_layer_hook(g, x_int, 6, schedule)
     ref = spikec.run(replace_nodes(g, replaced), x_int, 6, backend="reference")
     assert np.array_equal(hooked.output, ref.output) and hooked.saturations == ref.saturations
+
+
+def test_a_method_name_is_registered_once():
+    """register() refuses to replace a method silently; the shipped ones all take the FTBC / SRP
+    options, ecl its own too."""
+    from spikec.compiler import methods
+
+    with pytest.raises(UnsupportedError, match="already registered"):
+        methods.register(methods.get("qcfs"))
+    for name in ("qcfs", "opi", "maxnorm", "robust", "ftbc", "srp", "ecl"):
+        assert {"ftbc", "srp_presim"} <= set(methods.get(name).options), name
+    assert {"kappa", "gate"} <= set(methods.get("ecl").options) and methods.get("ecl").signed
