@@ -54,7 +54,7 @@ def main(argv=None) -> Path:
     from spikec import datasets
     from spikec.analysis.evaluate import evaluate
     from spikec.backends import available
-    from spikec.compiler.report import print_report
+    from spikec.ir.report import print_report
     from spikec.models import pretrained, pretrained_record
 
     model = pretrained(args.model)

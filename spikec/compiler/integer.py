@@ -28,11 +28,11 @@ import numpy as np
 from spikec.compiler.bounds import edge_interval, membrane_range, per_channel_extremes, scale_caps
 from spikec.compiler.floatir import FloatConv, FloatDense, FloatGraph, FloatLayer, is_weighted, weighted_index
 from spikec.compiler.methods import Policy
-from spikec.compiler.report import edge_keys
 from spikec.compiler.targets import Target
 from spikec.errors import ConversionError, OverflowRiskError
 from spikec.ir.graph import Graph
 from spikec.ir.nodes import IF, Conv2d, Dense, Edge, Flatten, Input, Readout, SumPool2d
+from spikec.ir.report import edge_keys
 
 MAX_MEMBRANE_BITS = 3
 

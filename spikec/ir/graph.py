@@ -128,8 +128,8 @@ class Graph:
         return check_inputs(self, inputs, steps)
 
     def report(self) -> list[dict]:
-        """Per-population compile report rows (spikec.compiler.report.report)."""
-        from spikec.compiler.report import report
+        """Per-population compile report rows (spikec.ir.report.report)."""
+        from spikec.ir.report import report
 
         return report(self)
 
