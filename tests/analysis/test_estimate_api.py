@@ -136,7 +136,7 @@ def _lava_trace(tmp_path) -> Trace:
     return Trace(output=data["output"], steps=3, latency=int(data["latency"]), spikes=spikes, backend="lava")
 
 
-@pytest.mark.parametrize("name", ["torch", "lava"])
+@pytest.mark.parametrize("name", ["torch", pytest.param("lava", marks=pytest.mark.slow)])
 def test_counts_from_other_backends_spikes(name, tmp_path):
     _other_backend(name)
     g, x = _cnn(), _x()[:1]

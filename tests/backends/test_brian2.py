@@ -17,6 +17,8 @@ from spikec.ir import IF, Conv2d, Dense, Edge, Flatten, Graph, Input, Readout, S
 
 pytest.importorskip("brian2")
 
+pytestmark = pytest.mark.slow   # Brian2 code generation and runs: the slow tier
+
 
 def check(graph, x, steps, **options):
     """Run brian2 and the reference with everything recorded; fail on the first difference."""

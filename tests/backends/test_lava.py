@@ -19,8 +19,8 @@ from spikec.backends.lava_plan import build_plan, weight_digits
 from spikec.errors import BackendError
 from spikec.ir import IF, Conv2d, Dense, Edge, Flatten, Graph, Input, Readout, SumPool2d, run_reference
 
-pytestmark = pytest.mark.skipif(not lava_backend.is_available(),
-                                reason=f"lava unavailable: {lava_backend.why_unavailable()}")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not lava_backend.is_available(),
+                                                    reason=f"lava unavailable: {lava_backend.why_unavailable()}")]
 
 
 def check(graph, x, steps, record_v=False, **options):

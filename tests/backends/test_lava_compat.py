@@ -127,7 +127,36 @@ def test_spawned_processes_do_not_inherit_the_shim_and_cannot_run_lava():
             pool.apply(importlib.import_module, (lava_compat.TARGET,))
 
 
+SPY = textwrap.dedent("""\
+    import sys
+    from spikec.backends import lava_compat
+    early = []   # lava modules looked up while the shim was not installed
+
+    class Spy:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "lava" and not lava_compat.installed():
+                early.append(name)
+            return None
+
+    sys.meta_path.insert(0, Spy())
+    IMPORTS
+    print("early:", early, "lava modules:", sum(m.split(".")[0] == "lava" for m in sys.modules))
+    """)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not lava_backend.is_available(), reason="lava unavailable")
+@pytest.mark.skipif(not lava_compat.needed(), reason="the shim only acts on Python 3.11+")
 def test_lava_modules_are_imported_only_after_the_shim():
-    assert lava_backend.is_available() == (lava_backend.why_unavailable() == "")
-    if lava_backend.is_available():
-        assert lava_compat.installed() or not lava_compat.needed()
+    """In a fresh interpreter, every lava module spikec's Lava code imports (backend, processes,
+    export) is looked up only once the shim is in sys.meta_path; the spy does see an import of
+    lava made without it (the control)."""
+    run = lambda imports: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", SPY.replace("IMPORTS", imports)], capture_output=True, text=True, timeout=300)
+    done = run("import spikec.backends.lava_backend as b; assert b.is_available(); "
+               "import spikec.backends.lava_procs, spikec.backends.lava_export")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("early: []") and "lava modules: 0" not in done.stdout, done.stdout
+    control = run("import importlib\ntry:\n    importlib.import_module('lava.magma.core.run_configs')\n"
+                  "except Exception:\n    pass")
+    assert "early: ['lava'" in control.stdout, control.stdout + control.stderr

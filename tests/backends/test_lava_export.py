@@ -16,6 +16,7 @@ from spikec.errors import GraphError, UnsupportedError
 from spikec.ir import IF, Conv2d, Dense, Edge, Flatten, Graph, Input, Readout, SumPool2d, run_reference
 from spikec.ir.ops_numpy import apply_ops
 
+pytestmark = pytest.mark.slow   # Lava processes and netx files: the slow tier
 needs_lava = pytest.mark.skipif(not lava_backend.is_available(),
                                 reason=f"lava unavailable: {lava_backend.why_unavailable()}")
 

@@ -20,6 +20,7 @@ from spikec.errors import UnsupportedError
 from spikec.ir import IF, Conv2d, Dense, Edge, Flatten, Graph, Input, Readout, run_reference
 from spikec.models import PRETRAINED
 
+pytestmark = pytest.mark.slow   # Lava processes and netx files: the slow tier
 needs_lava = pytest.mark.skipif(not lava_backend.is_available(),
                                 reason=f"lava unavailable: {lava_backend.why_unavailable()}")
 

@@ -37,6 +37,7 @@ def test_recorded_run_matches_reference(case):
         assert got.spikes[name].dtype == np.int8
 
 
+@pytest.mark.slow
 @settings(max_examples=150)
 @given(graphs(max_layers=4))
 def test_unrecorded_run_matches_reference(case):

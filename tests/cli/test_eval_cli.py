@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -26,6 +27,7 @@ def _saved_graph(tmp_path):
     return graph, split.x_test[:60], split.y_test[:60]
 
 
+@pytest.mark.slow
 def test_eval_json_equals_the_python_api(tmp_path):
     graph, x, y = _saved_graph(tmp_path)
     res = CliRunner().invoke(main, ["eval", str(tmp_path / "g.h5"), "--data", str(tmp_path / "test.npz"),

@@ -83,6 +83,7 @@ def test_problems_inside_torchvision_name_the_module_path():
     assert any(p.op == "Hardswish" for p in problems)
 
 
+@pytest.mark.slow
 def test_torchvision_resnet18_prepare_then_compile():
     torchvision = pytest.importorskip("torchvision")
     torch.manual_seed(0)

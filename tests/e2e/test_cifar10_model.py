@@ -32,6 +32,7 @@ def test_integer_graph_keeps_documented_subset_accuracy(compiled):
         assert abs(ev.accuracy(t) - documented[str(t)]) <= 1.0, (t, ev.accuracy(t), documented[str(t)])
 
 
+@pytest.mark.slow
 def test_torch_equals_reference_on_cifar_images(compiled):
     _, graph, x, _ = compiled
     x_int = graph.encode(x[[0, 500]].numpy())

@@ -1,10 +1,12 @@
 """Dataset helpers: fixed split sizes, determinism, normalisation."""
 
+import pytest
 import torch
 
 from spikec.datasets import digits, mnist_subset
 
 
+@pytest.mark.slow
 def test_mnist_subset_split():
     a, b = mnist_subset(), mnist_subset()
     assert a.x_train.shape == (4000, 1, 28, 28) and a.x_test.shape == (1000, 1, 28, 28)
