@@ -3,6 +3,7 @@ runs the result bit for bit like the reference interpreter."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from zoo import CatMix, DenseCat, InceptionCat
 
@@ -65,6 +66,7 @@ def test_concatenated_branches_store_no_zero_padding():
     assert all(report[n]["weight_exp"] == meta[n]["weight_exp"] for n in parts)
 
 
+@pytest.mark.slow
 def test_every_backend_runs_concatenated_nets_bit_for_bit():
     backends = tuple(b for b in ("torch", "brian2", "lava") if b in available())
     for model in (DenseCat("relu"), InceptionCat(), CatMix()):
