@@ -7,7 +7,8 @@ Mapping (every value an integer stored exactly in float32):
                   spikec's `v >= theta` on integer potentials
   Readout      -> nir.Output; the readout is the sum of the output over the evaluated steps
   Dense        -> nir.Affine (bias 0, or the target population's bias)
-  Conv2d       -> nir.Conv2d (PyTorch weight order, stride/padding/dilation/groups, per-channel bias)
+  Conv2d       -> nir.Conv2d (PyTorch weight order, stride/padding/dilation, per-channel bias);
+                  grouped convolutions as one ungrouped kernel, zero between groups
   SumPool2d    -> nir.Conv2d with a one-hot [C, C, kh, kw] kernel (exact in every importer; norse
                   reads nir.SumPool2d as an L1 pool through an average, SpikingJelly not at all)
   Flatten      -> nir.Flatten(start_dim=0, end_dim=-1) over the (C, H, W) shape
@@ -175,7 +176,7 @@ def _edge_nodes(nir, edge, shape, bias):
             if bias is not None and last:
                 b = reduce_param(bias, next_shape, (c_out,)).astype(np.float32)
             if isinstance(op, Conv2d):
-                w, stride, pad, dil, groups = op.weight, op.stride, op.padding, op.dilation, op.groups
+                w, stride, pad, dil, groups = ungroup(op), op.stride, op.padding, op.dilation, 1
             else:
                 w = np.zeros((c_out, c_out) + op.kernel, np.int64)
                 w[np.arange(c_out), np.arange(c_out)] = 1
@@ -188,9 +189,26 @@ def _edge_nodes(nir, edge, shape, bias):
     return out, kinds
 
 
+def ungroup(op: Conv2d) -> np.ndarray:
+    """The weights of a grouped convolution as one ungrouped [C_out, C_in, kh, kw] kernel (zero
+    outside each output channel's group): nir 1.0.8's type inference misreads grouped kernels and
+    SpikingJelly refuses them, while the dense kernel is exact everywhere."""
+    c_out, cg = op.weight.shape[:2]
+    if op.groups == 1:
+        return op.weight
+    w = np.zeros((c_out, cg * op.groups) + op.weight.shape[2:], np.int64)
+    per_group = c_out // op.groups
+    for o in range(c_out):
+        g = o // per_group
+        w[o, g * cg:(g + 1) * cg] = op.weight[o]
+    return w
+
+
 def _op_meta(op) -> dict:
     if isinstance(op, SumPool2d):
         return {"kind": "SumPool2d", "kernel": list(op.kernel), "stride": list(op.stride)}
+    if isinstance(op, Conv2d):
+        return {"kind": "Conv2d", "groups": op.groups}
     return {"kind": type(op).__name__}
 
 

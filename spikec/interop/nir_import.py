@@ -183,11 +183,11 @@ class _Builder:
         names = self._names()
         shapes = {n: self._shape(n) for n in names}
         edges, biases = [], {n: [] for n in names}
-        for src, chain, dst in self.chains:
+        for src, chain, dst in self._topological(names):
             ops, bias, weight_exp, delay, order = self._edge(src, chain, dst, shapes[src])
             shape = Edge("a", "b", tuple(ops)).output_shape(shapes[src])
-            if type(self.nodes[dst]).__name__ == "Output":
-                shapes[dst] = shapes[dst] or shape
+            if shapes[dst] is None or (not self.meta and shapes[dst] == ()):
+                shapes[dst] = shape  # a readout, or a neuron node with scalar parameters
             if shapes[dst] != shape:
                 raise UnsupportedError(f"NIR node {dst!r}: receives shape {shape} but has shape {shapes[dst]}")
             if bias is not None:
@@ -203,6 +203,21 @@ class _Builder:
         if self.meta and graph.start_steps() != self.meta["start_steps"]:
             raise FormatError("NIR metadata 'spikec': the stored delays do not give the stored start steps")
         return graph
+
+    def _topological(self, names) -> list[tuple[str, list[str], str]]:
+        """The chains ordered so that every population's in-chains follow all of its sources'."""
+        done, out, pending = set(), [], list(self.chains)
+        done.update(n for n in names if type(self.nodes[n]).__name__ == "Input")
+        while pending:
+            ready = [c for c in pending if c[0] in done]
+            if not ready:
+                raise UnsupportedError("NIR graph is recurrent (or has a neuron no input reaches); spikec "
+                                       "takes feed-forward graphs")
+            out += ready
+            pending = [c for c in pending if c[0] not in done]
+            waiting = {c[2] for c in pending}
+            done.update(c[2] for c in ready if c[2] not in waiting)
+        return out
 
     def _names(self) -> dict[str, str]:
         pops = [n for n, node in self.nodes.items() if type(node).__name__ in ("Input", "Output", "IF")]
@@ -231,13 +246,30 @@ class _Builder:
         kind = type(node).__name__
         if kind == "Input":
             shape = node.input_type.get("input")
+            if shape is not None and not self.meta:
+                shape = self._unbatched_input(n, tuple(int(s) for s in np.asarray(shape).reshape(-1)))
         elif kind == "IF":
-            shape = np.asarray(node.v_threshold).shape
+            return tuple(np.asarray(node.v_threshold).shape)  # () = scalar: the shape of what arrives
         else:
             return None  # the readout takes the shape of what arrives
         if shape is None or len(tuple(np.asarray(shape).reshape(-1))) == 0:
             raise UnsupportedError(f"NIR node {n!r}: no shape")
         return tuple(int(s) for s in np.asarray(shape).reshape(-1))
+
+    def _unbatched_input(self, n, shape):
+        """Some exporters (norse's) record the input with its batch dimension (1, ...): drop it
+        when the first synapse nodes only fit the shape without it."""
+        if len(shape) < 2 or shape[0] != 1:
+            return shape
+        for candidate in (shape, shape[1:]):
+            try:
+                for src, chain, dst in self.chains:
+                    if src == n:
+                        self._edge(src, chain, dst, candidate)
+                return candidate
+            except (GraphError, UnsupportedError):
+                continue
+        return shape
 
     # ------------------------------------------------------------------ edges
     def _edge(self, src, chain, dst, shape):
@@ -257,9 +289,23 @@ class _Builder:
                 bias = b
             ops.append(op)
             shape = op.output_shape(shape)
+        if not ops:
+            ops = [self._identity(src, dst, shape)]
+            shape = ops[0].output_shape(shape)
         if bias is not None:
             bias = np.broadcast_to(bias.reshape(bias.shape + (1,) * (len(shape) - bias.ndim)), shape)
         return ops, bias, weight_exp, delay, order
+
+    def _identity(self, src, dst, shape):
+        """A NIR edge straight from one population to another (an identity) as a spikec op."""
+        if len(shape) == 1:
+            return Dense(np.eye(shape[0], dtype=np.int64))
+        if len(shape) == 3 and type(self.nodes[dst]).__name__ == "Output":
+            return Flatten()  # the readout is a vector
+        if len(shape) == 3:
+            return Conv2d(np.eye(shape[0], dtype=np.int64)[:, :, None, None])
+        raise UnsupportedError(f"NIR edge ({src!r}, {dst!r}): an identity on shape {shape}; spikec takes "
+                               "(C, H, W) maps and vectors")
 
     def _op(self, n, kind, shape, scale, row):
         node = self.nodes[n]
@@ -294,8 +340,25 @@ class _Builder:
                 raise UnsupportedError(f"NIR node {n!r}: padding {padding!r}; give explicit padding")
             padding = 0
         groups = int(_int(node.groups, n, "groups").reshape(-1)[0])
+        if row and row.get("groups", 1) != 1 and groups == 1:
+            weight, groups = self._regroup(weight, int(row["groups"]), n), int(row["groups"])
         return Conv2d(weight, _pair(node.stride, n, "stride"), _pair(padding, n, "padding"),
                       _pair(node.dilation, n, "dilation"), groups), bias
+
+    @staticmethod
+    def _regroup(weight: np.ndarray, groups: int, n: str) -> np.ndarray:
+        """Inverse of nir_export.ungroup: the grouped kernel, checking the zeros between groups."""
+        c_out, c_in = weight.shape[:2]
+        if groups < 1 or c_out % groups or c_in % groups:
+            raise FormatError(f"NIR node {n!r}: metadata groups={groups} does not divide the kernel {weight.shape}")
+        cg, per_group = c_in // groups, c_out // groups
+        out = np.stack([weight[o, (o // per_group) * cg:(o // per_group + 1) * cg] for o in range(c_out)])
+        rebuilt = np.zeros_like(weight)
+        for o in range(c_out):
+            rebuilt[o, (o // per_group) * cg:(o // per_group + 1) * cg] = out[o]
+        if not np.array_equal(rebuilt, weight):
+            raise FormatError(f"NIR node {n!r}: metadata says groups={groups} but the kernel mixes groups")
+        return out
 
     def _weight(self, value, n, scale) -> np.ndarray:
         weight = _int(value, n, "weight")

@@ -40,6 +40,7 @@ def run_nir(path, inputs, steps: int, simulator: str = "norse", encoding: str | 
     ([B, *shape] current, fed every step; or [B, S, *shape] spike trains, fed at steps 1..S).
 
     Returns {"output": [B, n_out] int64 sum of the Output over the steps (spikec's readout),
+    "outputs": int64 [steps, B, n_out] the Output at each step,
     "spikes": {layer: int8 [steps, B, *shape]} for every IF node (spikec names where the file has
     spikec's metadata), "start_steps": {layer: spikec start step} (empty for foreign files)}."""
     import torch
@@ -67,7 +68,7 @@ def run_nir(path, inputs, steps: int, simulator: str = "norse", encoding: str | 
     outputs, spikes = [], {n: [] for n in if_nodes}
     with torch.no_grad():
         for sample in samples:
-            state, total, trains = None, 0, {n: [] for n in if_nodes}
+            state, per_step, trains = None, [], {n: [] for n in if_nodes}
             for n in range(1, steps + 1):
                 if encoding == "current":
                     frame = sample
@@ -75,18 +76,18 @@ def run_nir(path, inputs, steps: int, simulator: str = "norse", encoding: str | 
                     frame = sample[:, n - 1] if n <= sample.shape[1] else np.zeros_like(sample[:, 0])
                 feed = torch.from_numpy(np.ascontiguousarray(frame, np.float32))
                 out, state = module(feed[0] if unbatched else feed, state)
-                total = total + out.double()
+                per_step.append(out.double().reshape(len(sample), -1))
                 for node in if_nodes:
                     train = recorded[node]
                     trains[node].append(train.unsqueeze(0) if unbatched else train)
-            outputs.append(total.reshape(len(sample), -1) if unbatched else total)
+            outputs.append(torch.stack(per_step))
             for node in if_nodes:
                 spikes[node].append(torch.stack(trains[node]))
     for h in hooks:
         h.remove()
-    output = torch.cat(outputs).numpy()
-    if not np.array_equal(output, np.round(output)):
-        raise BackendError(f"{simulator} produced a non-integer readout (the file is not an integer network)")
-    return {"output": output.astype(np.int64),
+    per_step = torch.cat(outputs, dim=1).numpy()
+    if not np.array_equal(per_step, np.round(per_step)):
+        raise BackendError(f"{simulator} produced a non-integer output (the file is not an integer network)")
+    return {"output": per_step.sum(0).astype(np.int64), "outputs": per_step.astype(np.int64),
             "spikes": {names.get(n, n): torch.cat(spikes[n], dim=1).numpy().astype(np.int8) for n in if_nodes},
             "start_steps": meta["start_steps"] if meta else {}}
