@@ -24,6 +24,7 @@ from spikec.backends import lava_backend, procguard
 from spikec.ir import IF, Dense, Edge, Graph, Input, Readout
 
 pytestmark = [
+    pytest.mark.slow,   # real Lava runs: the slow tier
     pytest.mark.skipif(not lava_backend.is_available(), reason=f"lava unavailable: {lava_backend.why_unavailable()}"),
     pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc"),
 ]
