@@ -9,9 +9,11 @@ saves) are removed when untouched for STALE_TEMP_SECONDS and not locked (HDF5 lo
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,6 +32,15 @@ def atomic_path(path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; when the block succeeds it is renamed onto `path`
     (with the usual umask permissions), when it raises the temporary file is deleted."""
     path = Path(path)
+    with _temporary(path) as tmp:
+        yield tmp
+        os.replace(tmp, path)
+
+
+@contextmanager
+def _temporary(path: Path) -> Iterator[Path]:
+    """A new empty file `.<name>.<pid>-XXXXXXXX.tmp` next to `path`, deleted on leaving the block
+    unless it was renamed away; stale temporaries of `path` are removed first."""
     if not path.parent.is_dir():
         raise FormatError(f"cannot write {path}: folder {path.parent} does not exist")
     remove_stale_temporaries(path)
@@ -40,11 +51,52 @@ def atomic_path(path) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+@contextmanager
+def atomic_files(*paths) -> Iterator[list[Path]]:
+    """Temporaries for files that belong together (a module and its parameters). When the block
+    succeeds they are renamed into place one after another; if a rename fails (or is interrupted
+    by an exception) the targets already replaced get their previous content back. A SIGKILL
+    between two renames can still leave new and old files side by side, so a reader of such a
+    pair must check that they match (the Lava export embeds its parameters' SHA-256)."""
+    paths = [Path(p) for p in paths]
+    with contextlib.ExitStack() as stack:
+        temps = [stack.enter_context(_temporary(p)) for p in paths]
+        yield temps
+        backups = []
+        try:
+            for tmp, path in zip(temps, paths):
+                backups.append(_backup(path))
+                os.replace(tmp, path)
+        except BaseException:
+            for path, backup in zip(paths, backups):
+                if backup is not None:
+                    os.replace(backup, path)
+                elif path.exists():
+                    path.unlink()
+            raise
+        finally:
+            for backup in backups:
+                if backup is not None and backup.exists():
+                    backup.unlink()
+
+
+def _backup(path: Path) -> Path | None:
+    """A hard link to the current `path` under a temporary name (None if there is no such file)."""
+    if not path.exists():
+        return None
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp)
+    try:
+        os.link(path, tmp)
+    except OSError:   # a file system without hard links
+        shutil.copy2(path, tmp)
+    return Path(tmp)
 
 
 def remove_stale_temporaries(path) -> list[Path]:

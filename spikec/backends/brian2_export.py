@@ -1,7 +1,10 @@
 """`spikec.export(graph, path, format="brian2")`: a runnable, readable Brian2 script.
 
 Writes `path` (the script) and `path.with_suffix(".npz")` (weights and parameters, the spec of
-brian2_plan.py), both atomically. The script is brian2_model.py verbatim, the very code the
+brian2_plan.py) with `spikec.fileio.atomic_files`: an error restores the previous pair. The script's
+code is the same for every graph and reads the network from whichever spec it is given (`--spec`),
+so only its header comment describes one graph. It takes integer inputs only: floats are refused,
+not truncated. The script is brian2_model.py verbatim, the very code the
 backend runs, preceded by a comment that lists every population's Brian2 equations and update
 code for this graph. Run it as `python net.py inputs.npy STEPS [--record] [--out result.npz]`.
 """
@@ -14,7 +17,7 @@ from pathlib import Path
 from spikec.backends import brian2_model
 from spikec.backends.brian2_plan import make_spec
 from spikec.errors import FormatError
-from spikec.fileio import atomic_path
+from spikec.fileio import atomic_files
 
 
 def export_brian2(graph, path) -> Path:
@@ -25,9 +28,10 @@ def export_brian2(graph, path) -> Path:
     if path.suffix == ".npz":
         raise FormatError(f"{path}: the script needs its own name; the parameters go to <name>.npz")
     spec = make_spec(graph)
-    brian2_model.save_spec(spec, path.with_suffix(".npz"))
-    _write_atomic(path, header(graph, spec, path) + inspect.getsource(brian2_model))
-    path.chmod(0o755)
+    with atomic_files(path.with_suffix(".npz"), path) as (tmp_npz, tmp_script):
+        brian2_model.save_spec(spec, tmp_npz)
+        tmp_script.write_text(header(graph, spec, path) + inspect.getsource(brian2_model))
+        tmp_script.chmod(tmp_script.stat().st_mode | 0o111)
     return path
 
 
@@ -64,8 +68,3 @@ def header(graph, spec: dict, path: Path) -> str:
         lines.append(f"# {edge['key']}: {edge['name']} ({edge['nnz']} synapses per sample, delay 1 + "
                      f"{edge['delay']}, {how})")
     return "\n".join(lines) + "\n"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)

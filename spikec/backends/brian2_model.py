@@ -141,7 +141,11 @@ def input_values(spec: dict, x, steps: int) -> dict:
     """Per-run input arrays: {"<group>.I_x<m>": int64 [B*n]} for current-encoded inputs,
     {"stimulus": float64 [hardware_steps + 1, B*n]} (a 0/1 spike table) for spike-encoded ones."""
     meta, arrays = spec["meta"], spec["arrays"]
-    x = np.asarray(x, dtype=np.int64)
+    x = np.asarray(x)
+    if x.dtype.kind not in "iu":   # floats are refused, never truncated (NaN, 0.7, ...)
+        raise ValueError(f"inputs must be an integer array, got dtype {x.dtype}; encode float samples first "
+                         "(round(x * input scale), spikec's Graph.encode)")
+    x = x.astype(np.int64)
     batch = x.shape[0]
     total = hardware_steps(spec, steps)
     if meta["input"]["encoding"] == "spikes":

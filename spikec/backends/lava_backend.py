@@ -121,23 +121,29 @@ def instantiate(plan: LavaPlan, paths: dict[str, dict[str, str]]) -> dict:
 def run_plan(plan: LavaPlan, paths: dict[str, dict[str, str]], timings: dict | None = None) -> None:
     """Build, compile and run the processes of `plan` for its hardware steps, then stop them.
 
+    `timings` (optional) gets seconds added under "build" (creating the processes), "run" (Lava's
+    compile + all steps) and "stop".
+    """
+    clock = _Clock(timings)
+    procs = instantiate(plan, paths)
+    clock.lap("build")
+    run_processes(procs[plan.procs[0].name], plan.hardware_steps, clock)
+
+
+def run_processes(anchor, hardware_steps: int, clock: _Clock | None = None) -> None:
+    """Run the connected Lava processes of `anchor` for `hardware_steps` (fixed_pt), then stop them.
+
     However the run ends (an error, KeyboardInterrupt, SIGTERM under `procguard.sigterm_raises`),
     no process it started is left running: an unfinished run is aborted (`_abort`) and any other
     new child process is killed. Lava's workers also die with this process if it is SIGKILLed.
-    `timings` (optional) gets seconds added under "build" (creating the processes), "run" (Lava's
-    compile + all steps) and "stop".
     """
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
-    clock = _Clock(timings)
+    clock = clock or _Clock(None)
     with procguard.reaped_children(), procguard.die_with_parent():
-        procs = instantiate(plan, paths)
-        anchor = procs[plan.procs[0].name]
-        clock.lap("build")
         try:
-            anchor.run(condition=RunSteps(num_steps=plan.hardware_steps),
-                       run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+            anchor.run(condition=RunSteps(num_steps=hardware_steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
         except BaseException as err:
             _abort(anchor)
             if isinstance(err, Exception):

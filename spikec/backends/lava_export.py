@@ -2,7 +2,12 @@
 
 Writes `path` (a readable, runnable module: one line per Lava process and per connection, exactly
 the network spikec's Lava backend runs) and `path.with_suffix(".npz")` (weights and parameters for
-one sample; the module tiles them over the batch), both atomically. Any graph can be exported.
+one sample; the module tiles them over the batch). Any graph can be exported. The pair is written
+with `spikec.fileio.atomic_files` (parameters first; an error restores the previous pair) and the
+module holds the SHA-256 of its parameters, which it checks before use: an export killed between
+the two renames, or a module run with another export's .npz, is an error, never a mixed network.
+The module takes integer inputs only (spikec.ir.validate.input_array): floats are refused, not
+truncated.
 
     python net.py inputs.npy STEPS [--out result.npz]      # prints the readout of every sample
     import net; result = net.run(inputs, steps)              # {"output", "spikes", "saturations"}
@@ -16,6 +21,7 @@ uses SpikecIF, exact for any run length. `neurons="custom"` forces SpikecIF ever
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +29,7 @@ import scipy.sparse as sp
 
 from spikec.backends.lava_plan import LavaPlan, ProcSpec, build_plan
 from spikec.errors import FormatError
-from spikec.fileio import atomic_path
+from spikec.fileio import atomic_files
 from spikec.ir.graph import Graph
 
 _CLASSES = {
@@ -53,12 +59,13 @@ def export_lava(graph: Graph, path, steps: int | None = None, neurons: str = "au
     lines = [_proc_line(spec, arrays) for spec in plan.procs]
     links = [f"    procs[{lk.src!r}].{lk.src_port}.connect(procs[{lk.dst!r}].{lk.dst_port})"
              for lk in plan.links]
-    source = _module_text(graph, plan, path, lines, links, max_steps)
-    with atomic_path(path.with_suffix(".npz")) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
-    with atomic_path(path) as tmp:
-        tmp.write_text(source)
-    path.chmod(0o755)
+    npz = path.with_suffix(".npz")
+    with atomic_files(npz, path) as (tmp_npz, tmp_module):
+        with open(tmp_npz, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        digest = hashlib.sha256(tmp_npz.read_bytes()).hexdigest()
+        tmp_module.write_text(_module_text(graph, plan, path, lines, links, max_steps, digest))
+        tmp_module.chmod(tmp_module.stat().st_mode | 0o111)
     return path
 
 
@@ -102,7 +109,7 @@ def _proc_line(spec: ProcSpec, arrays: dict) -> str:
     return f"    procs[{spec.name!r}] = {_CLASSES[spec.kind]}({', '.join(args)})"
 
 
-def _module_text(graph: Graph, plan: LavaPlan, path: Path, lines, links, max_steps) -> str:
+def _module_text(graph: Graph, plan: LavaPlan, path: Path, lines, links, max_steps, digest: str) -> str:
     inp = graph.input
     dims = ", ".join(map(str, inp.shape))
     layers = {name: (lp.proc, lp.model, lp.recorder) for name, lp in plan.layers.items()}
@@ -113,7 +120,9 @@ def _module_text(graph: Graph, plan: LavaPlan, path: Path, lines, links, max_ste
         npz=path.with_suffix(".npz").name, name=path.name, dims=dims,
         inputs_doc=f"integers [B, {dims}]" if inp.encoding == "current" else f"0/1 spikes [B, S, {dims}]",
         encoding=inp.encoding, latency=graph.latency, max_steps=max_steps, table=table,
-        layers=layers, shapes=shapes, readout=graph.readout.name,
+        layers=layers, shapes=shapes, readout=graph.readout.name, digest=digest,
+        input_args=f"{inp.name!r}, {tuple(inp.shape)!r}, encoding={inp.encoding!r}, "
+                   f"value_bits={int(inp.value_bits)}, scale={float(inp.scale)!r}",
         procs="\n".join(lines), links="\n".join(links))
 
 
@@ -130,19 +139,21 @@ digits with weight_exp 8j-1). Populations (IR name, neuron model, process):
 {table}
 """
 
+import hashlib
+import io
 import os
 import sys
-import tempfile
 
 import numpy as np
 import scipy.sparse as sp
 
 from spikec.backends import lava_compat
+from spikec.errors import FormatError
+from spikec.ir.nodes import Input
+from spikec.ir.validate import check_steps, input_array
 
 lava_compat.install()   # lava-nc 0.10 on Python 3.11: in-memory fix of one module, before any lava import
 
-from lava.magma.core.run_conditions import RunSteps  # noqa: E402
-from lava.magma.core.run_configs import Loihi2SimCfg  # noqa: E402
 from lava.proc.io.source import RingBuffer  # noqa: E402,F401
 from lava.proc.lif.process import LIF  # noqa: E402,F401
 from lava.proc.sparse.process import DelaySparse, Sparse  # noqa: E402,F401
@@ -151,6 +162,8 @@ from lava.utils.weightutils import SignMode  # noqa: E402,F401
 from spikec.backends.lava_procs.if_neuron import SpikecIF  # noqa: E402,F401
 from spikec.backends.lava_procs.readout import SpikecReadout  # noqa: E402,F401
 from spikec.backends.lava_procs.recorder import SpikeRecorder  # noqa: E402,F401
+from spikec.backends import procguard  # noqa: E402
+from spikec.backends.lava_backend import TEMP_PREFIX, run_processes  # noqa: E402
 
 ENCODING = {encoding!r}
 LATENCY = {latency}
@@ -158,10 +171,18 @@ MAX_STEPS = {max_steps!r}   # stock LIF layers are proven exact up to this many 
 LAYERS = {layers!r}   # IR population -> (process, model, recorder)
 SHAPES = {shapes!r}
 READOUT = {readout!r}
+INPUT = Input({input_args})
+PARAMS_SHA256 = {digest!r}   # of the .npz written with this module
 
 
 def _params():
-    with np.load(os.path.splitext(os.path.abspath(__file__))[0] + ".npz") as f:
+    path = os.path.splitext(os.path.abspath(__file__))[0] + ".npz"
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if hashlib.sha256(data).hexdigest() != PARAMS_SHA256:
+        raise FormatError(f"{{path}} does not belong to this module (SHA-256 mismatch): it was changed, or "
+                          "an export was interrupted between its two files; export the graph again")
+    with np.load(io.BytesIO(data)) as f:
         return {{k: f[k] for k in f.files}}
 
 
@@ -194,9 +215,9 @@ def _source_data(inputs, hw):
 
 def build(inputs, steps, folder):
     """The connected Lava processes for `inputs` and `steps`, with record files in `folder`."""
+    steps, inputs = check_steps(steps), input_array(INPUT, inputs)
     if MAX_STEPS is not None and steps > MAX_STEPS:
         raise ValueError(f"exported for runs of up to {{MAX_STEPS}} steps, got {{steps}}")
-    inputs = np.asarray(inputs, np.int64)
     P, B, hw = _params(), inputs.shape[0], steps + LATENCY
     procs = {{}}
 {procs}
@@ -206,15 +227,14 @@ def build(inputs, steps, folder):
 
 def run(inputs, steps):
     """Run the network; returns {{"output": [B, n_out], "spikes": {{layer: [hw, B, ...]}}, "saturations"}}."""
-    inputs = np.asarray(inputs, np.int64)
+    steps, inputs = check_steps(steps), input_array(INPUT, inputs)
     B, hw = inputs.shape[0], steps + LATENCY
-    with tempfile.TemporaryDirectory() as folder:
+    # SIGTERM, Ctrl-C or an error stop every Lava worker and remove the folder (spikec's Lava backend
+    # runs the same way); a SIGKILLed run's folder is removed by the next run
+    with procguard.sigterm_raises(), procguard.owned_folder(TEMP_PREFIX) as folder, \
+            procguard.multiprocessing_tempdir(folder):
         procs = build(inputs, steps, folder)
-        anchor = next(iter(procs.values()))
-        try:
-            anchor.run(condition=RunSteps(num_steps=hw), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        finally:
-            anchor.stop()
+        run_processes(next(iter(procs.values())), hw)   # Loihi2SimCfg(select_tag="fixed_pt")
         for name in sorted(os.listdir(folder)):
             if name.endswith(".error.txt"):
                 with open(os.path.join(folder, name)) as fh:
