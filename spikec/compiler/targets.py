@@ -1,6 +1,6 @@
 """Compile targets: the bit widths and ranges the integer graph must respect.
 
-A target is a small frozen record; `register` adds one (the Lava engineer adds "loihi-stock").
+A target is a small frozen record; `register` adds one (and refuses a second of the same name).
 The quantizer reads the widths, the bound check reads the state and per-step input limits, the
 retiming pass reads `max_delay`.
 """
@@ -68,8 +68,11 @@ class Target:
 TARGETS: dict[str, Target] = {}
 
 
-def register(target: Target) -> Target:
-    """Add (or replace) a target under `target.name`; returns it."""
+def register(target: Target, replace: bool = False) -> Target:
+    """Add a target under `target.name` (replacing one of that name only with replace=True)."""
+    if target.name in TARGETS and not replace:
+        raise UnsupportedError(f"a target {target.name!r} is already registered "
+                               "(register(..., replace=True) to replace it)")
     TARGETS[target.name] = target
     return target
 

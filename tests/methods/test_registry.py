@@ -118,3 +118,11 @@ def test_a_method_name_is_registered_once():
     for name in ("qcfs", "opi", "maxnorm", "robust", "ftbc", "srp", "ecl"):
         assert {"ftbc", "srp_presim"} <= set(methods.get(name).options), name
     assert {"kappa", "gate"} <= set(methods.get("ecl").options) and methods.get("ecl").signed
+
+
+def test_a_target_name_is_registered_once():
+    from spikec.compiler import targets
+
+    with pytest.raises(UnsupportedError, match="already registered"):
+        targets.register(targets.get("loihi"))
+    assert targets.register(targets.get("loihi"), replace=True) is targets.get("loihi")
