@@ -18,7 +18,8 @@ MARKS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
               "a CIFAR-10 archive / folder / cifar-10-batches-py, an ImageFolder tree (<class>/<image>, streamed), "
               "a labelled .npz (arrays x and y), or 'digits' / 'mnist-subset'")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["test", "train"]))
-@click.option("--steps", type=click.IntRange(1), default=32, show_default=True, help="run to this T; every T up to it is read")
+@click.option("--steps", type=click.IntRange(1), default=32, show_default=True,
+              help="run to this T; every T up to it is read")
 @click.option("--at", "at", default=None, help="report only these T, e.g. 1,2,4,8 (default: powers of two)")
 @click.option("--limit", type=click.IntRange(1), default=None, help="evaluate only the first N samples")
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)

@@ -87,14 +87,14 @@ def print_estimate(est: Estimate, console=None, wide: bool = False) -> None:
 
 
 def summary(est: Estimate) -> str:
-    """A few lines: per-inference totals, energy band against the ANN, cores (str(estimate))."""
+    """A few lines within 80 columns: per-inference totals, energy against the ANN, cores (str(estimate))."""
     fp32 = est.ann_energy_j.get("horowitz-fp32")
-    ann = f"; ANN {_si(est.ann.macs)} MACs" + (f", {_band(fp32)} (horowitz-fp32)" if fp32 else "")
     return "\n".join((
-        f"Estimate on {est.hardware.name} (energy set {est.energy_model.name}), T={est.steps} "
-        f"(+{est.hardware_steps - est.steps} latency), per inference over {est.batch} sample(s):",
+        f"Estimate: {est.hardware.name}, energy set {est.energy_model.name}, T={est.steps} "
+        f"(+{est.hardware_steps - est.steps} latency); per inference, mean of {est.batch}",
         f"  SOPs {_si(est.sops)}, spikes {_si(est.spikes)}, input MACs {_si(est.input_macs)}",
-        f"  energy {_band(est.energy_band)}{ann}",
+        f"  SNN energy {_band(est.energy_band)}",
+        f"  ANN {_si(est.ann.macs)} MACs" + (f": {_si(fp32.central, 'J')} (horowitz-fp32)" if fp32 else ""),
         f"  cores {est.cores} discrete / {est.cores_shared} shared-weight, chips {est.chips} / {est.chips_shared}"
-        + ("" if est.feasible else " (some layer does not fit: see est.notes)"),
-        "  per layer: spikec.analysis.report.print_estimate(est); data: est.to_dict()"))
+        + ("" if est.feasible else " (too big: see .notes)"),
+        "  per layer: spikec.analysis.report.print_estimate(est)"))

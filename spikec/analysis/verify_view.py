@@ -42,16 +42,16 @@ def print_verify(report: VerifyReport, console: Console | None = None) -> None:
 
 
 def summary(report: VerifyReport) -> str:
-    """One or two lines: EQUAL, or where the first divergence is (str(report))."""
+    """Two or three lines within 80 columns: EQUAL, or where the first divergence is (str(report))."""
     layers = len({r.layer for r in report.rows})
-    head = (f"{', '.join(report.backends)} vs {report.baseline}: {report.samples} sample(s), T={report.steps} "
-            f"({report.hardware_steps} hardware steps), {layers} IF layer(s) and the readout")
+    head = (f"{', '.join(report.backends)} vs {report.baseline}: {report.samples} sample(s), T={report.steps}\n"
+            f"  {layers} IF layer(s) and the readout compared at {report.hardware_steps} hardware steps")
     if report.equal:
-        return f"EQUAL: {head}, bit for bit at every step"
+        return f"EQUAL: {head}: bit for bit"
     d = report.first_divergence
     where = ("spike trains agree but the readout differs" if d is None else
-             f"first divergence on {d.backend} in layer {d.layer}, sample {d.sample}, neuron {tuple(d.neuron)}, "
-             f"hardware step {d.step}: spikes {d.values}")
+             f"first divergence: {d.backend}, layer {d.layer}, sample {d.sample}, neuron {tuple(d.neuron)}, "
+             f"hardware step {d.step}, spikes {d.values}")
     return f"MISMATCH: {head}\n  {where}\n  per layer: spikec.analysis.verify_view.print_verify(report)"
 
 
