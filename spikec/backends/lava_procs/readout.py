@@ -1,7 +1,8 @@
 """SpikecReadout: the IR's non-spiking readout accumulator as a Lava process (fixed-point model).
 
 At local steps k = skip+1 .. skip+steps (k = t - start + 1) it adds its input current and bias to
-an int64 accumulator saturated at +-(2^(state_bits-1) - 1), counting saturations. The accumulator
+an int64 accumulator saturated at +-(2^(state_bits-1) - 1), counting saturations
+(`spikec.ir.dynamics.readout_step`, as the reference interpreter). The accumulator
 and the count are written to record files the caller created (see files.py).
 """
 
@@ -19,6 +20,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from spikec.backends.lava_procs.files import ErrorLog, RecordFile
+from spikec.ir.dynamics import readout_step
 
 
 class SpikecReadout(AbstractProcess):
@@ -66,9 +68,8 @@ class PySpikecReadoutModel(PyLoihiProcessModel):
 
     def _update(self, current: np.ndarray) -> None:
         if self.first <= self.time_step <= self.last:
-            summed = self.acc + current + self.bias
-            clipped = np.clip(summed, -self.limit, self.limit)
-            self.saturations += int(np.count_nonzero(clipped != summed))
-            self.acc[:] = clipped
+            acc, hits = readout_step(self.acc, current, self.bias, self.limit)
+            self.saturations += hits
+            self.acc[:] = acc
             self.acc_file.write(self.acc)
             self.sat_file.write(self.saturations)
