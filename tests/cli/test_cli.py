@@ -131,6 +131,7 @@ def test_compile_inspect_run_estimate_export(model_files):
     assert (d / "net.py").is_file()
 
 
+@pytest.mark.slow   # five CLI processes, each importing torch
 def test_compile_errors(model_files):
     d = model_files
     res = cli("compile", "--model", "tiny_model:make", "--weights", d / "calib.npz", "--input-shape", "1,8,8",
