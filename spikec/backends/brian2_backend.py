@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 from contextlib import contextmanager
 
+from spikec.backends import procguard
 from spikec.errors import BackendError
 from spikec.trace import Trace
 
@@ -48,15 +49,17 @@ def run(graph, inputs, steps, record=False, record_v=False, target: str = DEFAUL
     if target != "numpy":
         c_target_limits(spec)
     try:
-        if target == "cpp_standalone":
-            from spikec.backends.brian2_standalone import simulate_standalone
+        # SIGTERM or Ctrl-C stop the compiler and binary processes the run started, and remove its folders
+        with procguard.sigterm_raises(), procguard.reaped_children():
+            if target == "cpp_standalone":
+                from spikec.backends.brian2_standalone import simulate_standalone
 
-            result = simulate_standalone(spec, x, steps, record, record_v, cache_dir, chunk)
-        else:
-            from spikec.backends import brian2_model
+                result = simulate_standalone(spec, x, steps, record, record_v, cache_dir, chunk)
+            else:
+                from spikec.backends import brian2_model
 
-            with runtime_device():
-                result = brian2_model.simulate(spec, x, steps, record, record_v, target)
+                with runtime_device():
+                    result = brian2_model.simulate(spec, x, steps, record, record_v, target)
     except Exception as err:
         if isinstance(err, BackendError):
             raise

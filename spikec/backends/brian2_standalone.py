@@ -8,12 +8,17 @@ every probed array, the result file it writes. Later runs, in this process or an
 the input files, run `./main --results_dir <tmp>` and read the results: no Brian2 device state is
 touched, so nothing leaks between calls. Builds happen in a temporary folder renamed into place,
 so concurrent builds of the same network do not see half-written projects.
+
+Build and run folders carry their owner's pid (`.<digest>.<pid>-*`, `<project>/run.<pid>-*`), so a
+build or run killed by SIGKILL leaves folders that the next build or run removes. An error, Ctrl-C
+or SIGTERM (see brian2_backend) kills the binaries still running before the folders are removed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -23,11 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from spikec.backends import brian2_model
+from spikec.backends import brian2_model, procguard
 from spikec.backends.brian2_plan import spec_digest
 from spikec.errors import BackendError
 
 MANIFEST = "spikec.json"
+RUN_PREFIX = "run."   # + pid + "-": a run's input and result files, inside its project
+_BUILD = re.compile(r"\.[0-9a-f]{32}\.(\d+)-\w+")   # a project being built, by process pid
 CACHE_VERSION = 1
 SYNAPSE_BUDGET = 2_000_000  # simulated synapses per binary run (see default_chunk)
 
@@ -65,14 +72,41 @@ def simulate_standalone(spec: dict, x: np.ndarray, steps: int, record: bool, rec
     digest = spec_digest(spec, chunk, int(steps), bool(record), bool(record_v), brian2.__version__,
                          CACHE_VERSION)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    remove_stale(root)
     project = root / digest[:32]
     if not (project / MANIFEST).exists():
         build_project(spec, chunk, steps, pieces[0], record, record_v, project)
     valid = [min(chunk, batch - c * chunk) for c in range(n_chunks)]
-    with ThreadPoolExecutor(max_workers=min(n_chunks, os.cpu_count() or 1)) as pool:
-        results = list(pool.map(lambda c: run_project(project, spec, chunk, steps, pieces[c], valid[c]),
-                                range(n_chunks)))
+    with procguard.reaped_children() as kill_now, \
+            ThreadPoolExecutor(max_workers=min(n_chunks, os.cpu_count() or 1)) as pool:
+        futures = [pool.submit(run_project, project, spec, chunk, steps, pieces[c], valid[c])
+                   for c in range(n_chunks)]
+        try:
+            results = [f.result() for f in futures]
+        except BaseException:   # an error, Ctrl-C or SIGTERM: stop the other binaries before waiting
+            for f in futures:
+                f.cancel()
+            kill_now()
+            raise
     return _merge(results)
+
+
+def remove_stale(root: Path) -> list[Path]:
+    """Remove the build folders (`.<digest>.<pid>-*`) and run folders (`<project>/run.<pid>-*`) in the
+    cache `root` whose process no longer runs (killed by SIGKILL); returns them."""
+    removed = []
+    try:
+        entries = list(root.iterdir()) if root.is_dir() else []
+    except OSError:
+        return removed
+    for entry in entries:
+        build = _BUILD.fullmatch(entry.name)
+        if build and not procguard.pid_alive(int(build.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+        elif not build and entry.is_dir() and not entry.is_symlink():
+            removed += procguard.remove_stale(RUN_PREFIX, entry)
+    return removed
 
 
 def _merge(results: list[dict]) -> dict:
@@ -92,7 +126,7 @@ def build_project(spec: dict, batch: int, steps: int, inputs: dict, record: bool
                   project: Path) -> None:
     """Generate and compile the C++ project for this network into `project`."""
     project.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{project.name}.", dir=project.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{project.name}.{os.getpid()}-", dir=project.parent))
     try:
         with _standalone_device() as device:
             net, handles = brian2_model.build(spec, batch, inputs, record, record_v)
@@ -116,7 +150,7 @@ def build_project(spec: dict, batch: int, steps: int, inputs: dict, record: bool
 def run_project(project: Path, spec: dict, batch: int, steps: int, inputs: dict, valid: int) -> dict:
     """Run a built project on `inputs` (from `brian2_model.input_values`); keep `valid` samples."""
     manifest = json.loads((project / MANIFEST).read_text())
-    with tempfile.TemporaryDirectory(prefix="run.", dir=project) as tmp:
+    with procguard.owned_folder(RUN_PREFIX, project) as tmp:
         args = []
         for key, value in inputs.items():
             entry = manifest["inputs"][key]

@@ -9,7 +9,8 @@ manager) and by Brian2's cpp_standalone target (which runs compiled binaries):
   killed by SIGTERM. SIGINT raises KeyboardInterrupt anyway.
 - `reaped_children()`: on leaving the block, every process that became a descendant of this one
   inside it and is still running gets SIGKILL (Python's resource tracker excepted: it is shared
-  by the whole program and unlinks leaked shared memory when the program ends).
+  by the whole program and unlinks leaked shared memory when the program ends). Processes another
+  thread starts meanwhile count as the block's too: guard runs, not whole programs.
 - `die_with_parent()`: processes forked inside the block ask the kernel (Linux prctl
   PR_SET_PDEATHSIG) to SIGKILL them when this process dies, so even a SIGKILL of the parent
   orphans no Lava worker.
@@ -29,7 +30,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -132,10 +133,12 @@ def _reap(pids: list[int]) -> None:
 
 
 @contextmanager
-def reaped_children() -> Iterator[None]:
+def reaped_children() -> Iterator[Callable[[], list[int]]]:
+    """Yields a function that kills the block's new children at once (e.g. before waiting for
+    threads that wait for them); on leaving the block they are killed anyway."""
     before = descendants(os.getpid())
     try:
-        yield
+        yield lambda: kill_new_children(before)
     finally:
         kill_new_children(before)
 

@@ -14,16 +14,17 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import kill_group, session_members, wait_until
 
 import spikec
 from spikec.backends import lava_backend, procguard
 from spikec.ir import IF, Dense, Edge, Graph, Input, Readout
 
 pytestmark = [
+    pytest.mark.slow,   # real Lava runs
     pytest.mark.slow,   # real Lava runs: the slow tier
     pytest.mark.skipif(not lava_backend.is_available(), reason=f"lava unavailable: {lava_backend.why_unavailable()}"),
     pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc"),
@@ -50,40 +51,6 @@ def graph() -> Graph:
                   Readout("out", (2,))],
                  [Edge("x", "h", (Dense(rng.integers(-3, 4, (5, 6))),)),
                   Edge("h", "out", (Dense(rng.integers(-3, 4, (2, 5))),))]).validate()
-
-
-def session_members(sid: int) -> list[int]:
-    """Live (non-zombie) processes of session `sid`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            text = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = text[text.rfind(")") + 2:].split()
-        if int(fields[3]) == sid and fields[0] != "Z":
-            found.append(int(entry))
-    return found
-
-
-def wait_until(condition, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def kill_group(proc) -> None:
-    """SIGKILL whatever is left of the run's process group (only reached when a test fails)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def start_long_run(tmp_path) -> subprocess.Popen:
