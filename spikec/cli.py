@@ -247,8 +247,9 @@ def estimate_cmd(graph_path, input_path, data, limit, steps, hardware, energy_mo
 
 @main.command("export")
 @click.argument("graph_path", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", required=True, type=click.Choice(["netx", "lava", "brian2"]),
-              help="netx: lava-dl HDF5 (graphs compiled with --target loihi-stock); lava / brian2: runnable script")
+@click.option("--format", "fmt", required=True, type=click.Choice(["netx", "lava", "brian2", "nir"]),
+              help="netx: lava-dl HDF5, nir: NIR graph (both: graphs compiled with --target loihi-stock); "
+                   "lava / brian2: runnable script")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
 def export_cmd(graph_path, fmt, output, as_json):

@@ -466,3 +466,36 @@ def test_exported_residual_graph_is_bit_equal(tmp_path, simulator):
     graph = residual_graph()
     check_bit_equal(graph, np.random.default_rng(1).integers(-3, 5, (4, 6)), 6, tmp_path / "r.nir", simulator)
     assert content_digest(spikec.load(tmp_path / "r.nir")) == content_digest(graph)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,simulators", [
+    ("cifar10_vgg_small_qcfs", SIMULATORS),
+    ("cifar10_resnet20_qcfs", SIMULATORS[1:]),  # residual joins: SpikingJelly only (norse: see above)
+])
+def test_pretrained_cifar10_models_are_bit_equal(tmp_path, name, simulators):
+    """The shipped CIFAR-10 VGG and ResNet-20 (residual joins with weight exponents), compiled for
+    loihi-stock, on real test images: identical round trip, bit-equal spikes and readout."""
+    from spikec.datasets import CIFAR10_SUBSET, cifar10
+    from spikec.models import PRETRAINED, pretrained
+
+    if not (PRETRAINED / f"{name}.pt").exists():
+        pytest.skip(f"{name} not shipped")
+    images, _ = cifar10(CIFAR10_SUBSET)
+    graph = spikec.compile(pretrained(name), images[:8], method="qcfs", target="loihi-stock")
+    x = graph.encode(images[[0, 500]].numpy() if name.startswith("cifar10_vgg") else images[[0]].numpy())
+    steps = 3
+    ref = spikec.run(graph, x, steps, backend="torch", record=True)
+    assert ref.saturations[graph.if_layers[0].name] > 0  # and yet equal: see docs/nir.md, Range
+    path = tmp_path / "net.nir"
+    spikec.export(graph, path, format="nir")
+    assert content_digest(spikec.load(path)) == content_digest(graph)
+    hw = graph.hardware_steps(steps)
+    for simulator in [s if isinstance(s, str) else s.values[0] for s in simulators]:
+        if not isinstance(simulator, str) or (simulator == "spikingjelly" and not _has(
+                "spikingjelly.activation_based.nir_exchange")):
+            continue
+        got = run_nir(path, x, hw, simulator=simulator)
+        for layer, spikes in ref.spikes.items():
+            assert np.array_equal(_shift(got["spikes"][layer], graph.start_steps()[layer], hw), spikes), layer
+        assert np.array_equal(got["outputs"][:steps].sum(0), ref.output)
