@@ -65,12 +65,24 @@ def load_nir(path, encoding: str = "current", value_bits: int = 9) -> Graph:
         raise FormatError(f"{path}: not a NIR graph spikec can read ({type(err).__name__}: {err})") from err
     try:
         return from_nir(nir_graph, encoding=encoding, value_bits=value_bits)
-    except GraphError as err:
-        raise FormatError(f"{path}: the NIR graph gives an invalid spikec graph: {err}") from err
+    except FormatError as err:
+        raise FormatError(f"{path}: {err}") from err
 
 
 def from_nir(nir_graph, encoding: str = "current", value_bits: int = 9) -> Graph:
-    """An IR graph from a nir.NIRGraph (see the module doc)."""
+    """An IR graph from a nir.NIRGraph (see the module doc). FormatError: a malformed graph or
+    metadata; UnsupportedError: a node spikec cannot take (named)."""
+    try:
+        return _from_nir(nir_graph, encoding, value_bits)
+    except (FormatError, UnsupportedError):
+        raise
+    except GraphError as err:
+        raise FormatError(f"the NIR graph gives an invalid spikec graph: {err}") from err
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+        raise FormatError(f"malformed NIR graph or spikec metadata ({type(err).__name__}: {err})") from err
+
+
+def _from_nir(nir_graph, encoding: str, value_bits: int) -> Graph:
     meta = _metadata(nir_graph)
     nodes = nir_graph.nodes
     for name, node in nodes.items():

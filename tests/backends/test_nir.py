@@ -499,3 +499,16 @@ def test_pretrained_cifar10_models_are_bit_equal(tmp_path, name, simulators):
         for layer, spikes in ref.spikes.items():
             assert np.array_equal(_shift(got["spikes"][layer], graph.start_steps()[layer], hw), spikes), layer
         assert np.array_equal(got["outputs"][:steps].sum(0), ref.output)
+
+
+def test_metadata_of_the_wrong_shape_is_a_format_error(tmp_path):
+    graph = hand_graph()
+    path = tmp_path / "g.nir"
+    spikec.export(graph, path, format="nir")
+    with h5py.File(path, "r+") as f:
+        text = f["node/metadata/spikec"][()].decode()
+        del f["node/metadata/spikec"]
+        f["node/metadata"].create_dataset("spikec", data=text.replace('"populations": [', '"populations": [7, '),
+                                          dtype=h5py.string_dtype())
+    with pytest.raises(FormatError, match="malformed NIR graph or spikec metadata"):
+        spikec.load(path)
