@@ -13,6 +13,7 @@ from spikec.errors import (
     UnsupportedError,
 )
 from spikec.ir import IF, Conv2d, Dense, Edge, Flatten, Graph, Input, Readout, SumPool2d
+from spikec.registry import Registry
 from spikec.trace import Trace
 
 __version__ = "0.1.0"
@@ -109,16 +110,16 @@ def __getattr__(name: str):  # spikec.prepare / spikec.check (need torch): impor
 
 
 # format -> "module:function" writing `graph` to `path` (imported only when used)
-_EXPORTERS = {
+EXPORTERS = Registry("export format", "formats", FormatError, {
     "brian2": "spikec.backends.brian2_export:export_brian2",
     "netx": "spikec.backends.netx_export:export_netx",
     "lava": "spikec.backends.lava_export:export_lava",
     "nir": "spikec.interop.nir_export:export_nir",
-}
+})
 
 
 def export(graph: Graph, path, format: str, **options) -> None:  # noqa: A002
-    """Write `graph` to `path` for another tool; `format` is one of the keys of `_EXPORTERS`.
+    """Write `graph` to `path` for another tool; `format` is one of the keys of `EXPORTERS`.
 
     "brian2": a runnable Brian2 script (`python path inputs.npy STEPS`) plus its parameters in
     `path` with suffix .npz.
@@ -133,9 +134,7 @@ def export(graph: Graph, path, format: str, **options) -> None:  # noqa: A002
     """
     import importlib
 
-    if format not in _EXPORTERS:
-        raise FormatError(f"unknown export format {format!r}; known: {', '.join(sorted(_EXPORTERS))}")
-    module, function = _EXPORTERS[format].split(":")
+    module, function = EXPORTERS.entry(format).split(":")
     getattr(importlib.import_module(module), function)(graph, path, **options)
 
 

@@ -12,33 +12,33 @@ import os
 from types import ModuleType
 
 from spikec.errors import BackendError
+from spikec.registry import Registry
 
-_REGISTRY: dict[str, str] = {
+BACKENDS: Registry[str] = Registry("backend", "backends", BackendError, {   # name -> module path
     "reference": "spikec.backends.reference",
     "torch": "spikec.backends.torch_backend",
     "brian2": "spikec.backends.brian2_backend",
     "lava": "spikec.backends.lava_backend",
-}
+})
 
 
-def register(name: str, module: str) -> None:
+def register(name: str, module: str, replace: bool = False) -> None:
     """Register a backend module (import path) under `name`; third-party backends use this.
 
     The environment variable SPIKEC_BACKENDS="name=package.module,..." registers more at import.
     """
-    _REGISTRY[name] = module
+    BACKENDS.register(name, module, replace)
 
 
 def names() -> list[str]:
-    return list(_REGISTRY)
+    return list(BACKENDS)
 
 
 def get(name: str) -> ModuleType:
     """Import and return the backend module called `name`."""
-    if name not in _REGISTRY:
-        raise BackendError(f"unknown backend {name!r}; known backends: {', '.join(_REGISTRY)}")
+    path = BACKENDS.entry(name)
     try:
-        module = importlib.import_module(_REGISTRY[name])
+        module = importlib.import_module(path)
     except ImportError as err:
         raise BackendError(f"backend {name!r} cannot be imported: {err}") from err
     if not module.is_available():
@@ -54,7 +54,7 @@ def run(graph, inputs, steps: int, backend: str = "torch", record: bool = False,
 
 def available() -> list[str]:
     out = []
-    for name in _REGISTRY:
+    for name in BACKENDS:
         try:
             get(name)
         except BackendError:

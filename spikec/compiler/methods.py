@@ -34,6 +34,7 @@ from spikec.conversion.ftbc import calibrate as ftbc_calibrate
 from spikec.conversion.signed import apply_signed
 from spikec.conversion.srp import apply_srp
 from spikec.errors import ConversionError, UnsupportedError
+from spikec.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -73,26 +74,17 @@ class Policy:
     options: tuple[str, ...] = ()
 
 
-METHODS: dict[str, Policy] = {}
+METHODS: Registry[Policy] = Registry("conversion method", "methods")
 
 
 def register(policy: Policy, replace: bool = False) -> Policy:
-    """Add a method under `policy.name` (replacing one of that name only with replace=True)."""
-    if policy.name in METHODS and not replace:
-        raise UnsupportedError(f"a conversion method {policy.name!r} is already registered "
-                               "(register(..., replace=True) to replace it)")
-    METHODS[policy.name] = policy
-    return policy
+    """Add a method under `policy.name` (replacing another of that name only with replace=True)."""
+    return METHODS.register(policy.name, policy, replace)
 
 
-def get(name: str) -> Policy:
-    if isinstance(name, Policy):
-        return name
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise UnsupportedError(f"unknown conversion method {name!r}; known methods: "
-                               f"{', '.join(sorted(METHODS))}") from None
+def get(name: str | Policy) -> Policy:
+    """The method called `name` (a Policy is returned as is)."""
+    return name if isinstance(name, Policy) else METHODS.entry(name)
 
 
 # --------------------------------------------------------------------------- the methods

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from spikec.errors import UnsupportedError
+from spikec.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -65,27 +65,17 @@ class Target:
         return (2 ** (self.bias_mant_bits - 1) - 1) << self.bias_exp_max
 
 
-TARGETS: dict[str, Target] = {}
+TARGETS: Registry[Target] = Registry("target", "targets")
 
 
 def register(target: Target, replace: bool = False) -> Target:
-    """Add a target under `target.name` (replacing one of that name only with replace=True)."""
-    if target.name in TARGETS and not replace:
-        raise UnsupportedError(f"a target {target.name!r} is already registered "
-                               "(register(..., replace=True) to replace it)")
-    TARGETS[target.name] = target
-    return target
+    """Add a target under `target.name` (replacing another of that name only with replace=True)."""
+    return TARGETS.register(target.name, target, replace)
 
 
 def get(name) -> Target:
     """The target called `name` (a Target instance is returned as is)."""
-    if isinstance(name, Target):
-        return name
-    try:
-        return TARGETS[name]
-    except KeyError:
-        known = ", ".join(sorted(TARGETS))
-        raise UnsupportedError(f"unknown target {name!r}; known targets: {known}") from None
+    return name if isinstance(name, Target) else TARGETS.entry(name)
 
 
 register(Target(

@@ -1,5 +1,7 @@
 """The methods through spikec.compile: ecl / ftbc / srp entries and options on a tiny QCFS CNN."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -114,7 +116,8 @@ def test_a_method_name_is_registered_once():
     from spikec.compiler import methods
 
     with pytest.raises(UnsupportedError, match="already registered"):
-        methods.register(methods.get("qcfs"))
+        methods.register(dataclasses.replace(methods.get("qcfs"), v_init=0.0))
+    assert methods.register(methods.get("qcfs")) is methods.get("qcfs")     # the same again: no-op
     for name in ("qcfs", "opi", "maxnorm", "robust", "ftbc", "srp", "ecl"):
         assert {"ftbc", "srp_presim"} <= set(methods.get(name).options), name
     assert {"kappa", "gate"} <= set(methods.get("ecl").options) and methods.get("ecl").signed
@@ -123,6 +126,10 @@ def test_a_method_name_is_registered_once():
 def test_a_target_name_is_registered_once():
     from spikec.compiler import targets
 
+    loihi = targets.get("loihi")
     with pytest.raises(UnsupportedError, match="already registered"):
-        targets.register(targets.get("loihi"))
-    assert targets.register(targets.get("loihi"), replace=True) is targets.get("loihi")
+        targets.register(dataclasses.replace(loihi, state_bits=32))
+    try:
+        assert targets.register(dataclasses.replace(loihi, state_bits=32), replace=True).state_bits == 32
+    finally:
+        targets.register(loihi, replace=True)

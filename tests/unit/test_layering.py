@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[2] / "spikec"
 # lowest first; a module belongs to the layer of its longest matching pattern (fnmatch; a pattern
 # also matches the modules below it; "spikec" alone is the package's __init__, the public API)
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", ("spikec.errors", "spikec.trace", "spikec.fileio", "spikec.jsonable", "spikec.richtext")),
+    ("base", ("spikec.errors", "spikec.trace", "spikec.fileio", "spikec.jsonable", "spikec.richtext",
+              "spikec.registry")),
     ("ir", ("spikec.ir",)),
     ("ann", ("spikec.quantize", "spikec.models", "spikec.cifar", "spikec.datasets")),
     ("backends", ("spikec.backends", "spikec.interop")),
