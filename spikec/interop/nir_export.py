@@ -111,6 +111,11 @@ def nir_problems(graph: Graph) -> list[str]:
         if e.weight_exp and not any(isinstance(op, _WEIGHTED) for op in e.ops):
             problems.append(f"edge {e.name}: weight_exp {e.weight_exp} without a weighted op to fold it into")
         for op in e.ops:
+            kernel = op.weight.shape[2:] if isinstance(op, Conv2d) else op.kernel if isinstance(op, SumPool2d) else ()
+            if kernel and kernel[0] != kernel[1]:
+                problems.append(f"edge {e.name}: a {kernel[0]}x{kernel[1]} {type(op).__name__} window: nir 1.0.8 "
+                                "sizes a Conv2d's output from the kernel height alone, so its type check "
+                                "would reject the file on read")
             if isinstance(op, (Dense, Conv2d)) and np.abs(op.weight).max(initial=0) * 2**e.weight_exp >= FLOAT_EXACT:
                 problems.append(f"edge {e.name}: weights * 2^weight_exp beyond 2^24 (not exact in float32)")
     return problems
@@ -142,7 +147,10 @@ def build_nir(graph: Graph):
         edge_meta.append({"src": e.src, "dst": e.dst, "delay": e.delay, "weight_exp": e.weight_exp,
                           "nodes": chain_names, "ops": [_op_meta(op) for op in e.ops]})
     meta = metadata(graph, names, edge_meta)
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={META_KEY: json.dumps(meta)})
+    try:
+        return nir.NIRGraph(nodes=nodes, edges=edges, metadata={META_KEY: json.dumps(meta)})
+    except ValueError as err:  # nir's own type check: the file would not read back
+        raise UnsupportedError(f"nir {getattr(nir, '__version__', '?')} rejects the graph: {err}") from err
 
 
 def _population_node(nir, pop):

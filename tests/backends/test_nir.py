@@ -8,10 +8,14 @@ written by norse, SpikingJelly and by hand load as spikec graphs or fail with a 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import h5py
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, event, given, settings
+from strategies import graphs
 
 import spikec
 from spikec.errors import FormatError, UnsupportedError
@@ -512,3 +516,52 @@ def test_metadata_of_the_wrong_shape_is_a_format_error(tmp_path):
                                           dtype=h5py.string_dtype())
     with pytest.raises(FormatError, match="malformed NIR graph or spikec metadata"):
         spikec.load(path)
+
+
+def _stock(graph: Graph) -> Graph:
+    """`graph` with every IF layer made stock (zero reset, v_init 0, no signed spikes / schedule /
+    presim) and no readout skip; edges (and so time offsets) unchanged."""
+    pops = []
+    for p in graph.populations:
+        if isinstance(p, IF):
+            p = replace(p, reset="zero", v_init=np.zeros((), np.int64), theta_neg=None, gate="none",
+                        bias_schedule=None, presim=0)
+        elif isinstance(p, Readout):
+            p = replace(p, skip=0)
+        pops.append(p)
+    return Graph(tuple(pops), graph.edges, graph.meta).validate()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(graphs())
+def test_random_graphs_round_trip_run_in_norse_or_are_refused(tmp_path, case):
+    """Random graphs (tests/strategies.py) made stock: exportable ones come back identical and, free
+    of saturation, run bit-equal in norse (sequential graphs) and SpikingJelly (one threshold per
+    layer); the others are refused, unwritten."""
+    graph, x, steps = case
+    graph = _stock(graph)
+    path = tmp_path / "r.nir"
+    path.unlink(missing_ok=True)
+    if nir_export.nir_problems(graph):
+        event("refused")
+        with pytest.raises(UnsupportedError, match="cannot export this graph to NIR exactly"):
+            spikec.export(graph, path, format="nir")
+        assert not path.exists() and not list(tmp_path.iterdir())
+        return
+    spikec.export(graph, path, format="nir")
+    assert content_digest(spikec.load(path)) == content_digest(graph)
+    ref = run_reference(graph, x, steps, record=True)
+    sequential = all(len(graph.in_edges(p.name)) == 1 for p in graph.populations if not isinstance(p, Input))
+    event("exported")
+    if any(ref.saturations.values()):
+        return
+    uniform = all(np.unique(layer.theta).size == 1 for layer in graph.if_layers)
+    simulators = (["norse"] if sequential else []) + (["spikingjelly"] if uniform and _has(
+        "spikingjelly.activation_based.nir_exchange") else [])
+    hw = graph.hardware_steps(steps)
+    for simulator in simulators:
+        event(f"compared in {simulator}")
+        got = run_nir(path, x, hw, simulator=simulator)
+        for name, spikes in ref.spikes.items():
+            assert np.array_equal(_shift(got["spikes"][name], graph.start_steps()[name], hw), spikes), name
+        assert np.array_equal(got["outputs"][:steps].sum(0), ref.output)
