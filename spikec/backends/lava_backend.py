@@ -130,8 +130,10 @@ def run_plan(plan: LavaPlan, paths: dict[str, dict[str, str]], timings: dict | N
     run_processes(procs[plan.procs[0].name], plan.hardware_steps, clock)
 
 
-def run_processes(anchor, hardware_steps: int, clock: _Clock | None = None) -> None:
-    """Run the connected Lava processes of `anchor` for `hardware_steps` (fixed_pt), then stop them.
+def run_processes(anchor, hardware_steps: int, clock: _Clock | None = None, before_stop=None):
+    """Run the connected Lava processes of `anchor` for `hardware_steps` (fixed_pt), then stop them;
+    returns what `before_stop()` (called after the run, while the processes still hold their state)
+    returns.
 
     However the run ends (an error, KeyboardInterrupt, SIGTERM under `procguard.sigterm_raises`),
     no process it started is left running: an unfinished run is aborted (`_abort`) and any other
@@ -151,10 +153,16 @@ def run_processes(anchor, hardware_steps: int, clock: _Clock | None = None) -> N
             raise
         clock.lap("run")
         try:
+            result = before_stop() if before_stop else None
+        except BaseException:
+            _abort(anchor)
+            raise
+        try:
             anchor.stop()
         except Exception:  # a runtime that never started has nothing to stop
             pass
         clock.lap("stop")
+    return result
 
 
 def _abort(anchor) -> None:

@@ -13,13 +13,13 @@ one Var.get of n_out values. One Lava run per sample (netx networks have a fixed
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from spikec.backends import lava_compat
+from spikec.backends import lava_compat, procguard
+from spikec.backends.lava_backend import run_processes
 
 
 @dataclass
@@ -77,8 +77,6 @@ def run_netx(path, inputs, hardware_steps: int, record: bool = True, plain: bool
     (exact only for graphs with spike input and no bias or v_init); default `load_network(path)`.
     """
     lava_compat.install()
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.source import RingBuffer
 
     from spikec.backends.lava_procs.recorder import SpikeRecorder
@@ -87,7 +85,9 @@ def run_netx(path, inputs, hardware_steps: int, record: bool = True, plain: bool
     inputs = np.asarray(inputs)
     outputs, spikes = [], {name: [] for name in names[1:-1]}
     timings = {"build": 0.0, "run": 0.0, "readback": 0.0}
-    with tempfile.TemporaryDirectory(prefix="spikec-netx-") as folder:
+    # SIGTERM, Ctrl-C or an error stop every Lava worker and remove the folder (see lava_backend)
+    with procguard.sigterm_raises(), procguard.owned_folder("spikec-netx-") as folder, \
+            procguard.multiprocessing_tempdir(folder):
         for b, x in enumerate(inputs):
             t0 = time.perf_counter()
             if plain:
@@ -106,13 +106,9 @@ def run_netx(path, inputs, hardware_steps: int, record: bool = True, plain: bool
                                               shape=(hardware_steps,) + tuple(layer.out.shape)).flush()
                     layer.out.connect(SpikeRecorder(shape=layer.out.shape, path=files[name]).a_in)
             t1 = time.perf_counter()
-            try:
-                net.run(condition=RunSteps(num_steps=hardware_steps),
-                        run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-                t2 = time.perf_counter()
-                outputs.append(np.rint(net.layers[-1].neuron.v.get()).astype(np.int64) // 64)
-            finally:
-                net.stop()
+            v = run_processes(net, hardware_steps, before_stop=net.layers[-1].neuron.v.get)
+            t2 = time.perf_counter()
+            outputs.append(np.rint(v).astype(np.int64) // 64)
             for name, file in files.items():
                 arr = np.load(file).astype(np.int8)
                 spikes[name].append(arr.transpose(0, 3, 2, 1) if arr.ndim == 4 else arr)
