@@ -9,6 +9,8 @@ Mapping (every value an integer stored exactly in float32):
   Dense        -> nir.Affine (bias 0, or the target population's bias)
   Conv2d       -> nir.Conv2d (PyTorch weight order, stride/padding/dilation, per-channel bias);
                   grouped convolutions as one ungrouped kernel, zero between groups
+  non-square   -> kernels and windows padded to square with zeros on both sides, padding grown to
+                  match (nir 1.0.8 sizes a Conv2d's output from the kernel height alone)
   SumPool2d    -> nir.Conv2d with a one-hot [C, C, kh, kw] kernel (exact in every importer; norse
                   reads nir.SumPool2d as an L1 pool through an average, SpikingJelly not at all)
   Flatten      -> nir.Flatten(start_dim=0, end_dim=-1) over the (C, H, W) shape
@@ -112,10 +114,10 @@ def nir_problems(graph: Graph) -> list[str]:
             problems.append(f"edge {e.name}: weight_exp {e.weight_exp} without a weighted op to fold it into")
         for op in e.ops:
             kernel = op.weight.shape[2:] if isinstance(op, Conv2d) else op.kernel if isinstance(op, SumPool2d) else ()
-            if kernel and kernel[0] != kernel[1]:
+            if kernel and (kernel[0] - kernel[1]) % 2:
                 problems.append(f"edge {e.name}: a {kernel[0]}x{kernel[1]} {type(op).__name__} window: nir 1.0.8 "
-                                "sizes a Conv2d's output from the kernel height alone, so its type check "
-                                "would reject the file on read")
+                                "sizes a Conv2d's output from the kernel height alone, and a kernel whose sides "
+                                "differ by an odd number cannot be made square exactly")
             if isinstance(op, (Dense, Conv2d)) and np.abs(op.weight).max(initial=0) * 2**e.weight_exp >= FLOAT_EXACT:
                 problems.append(f"edge {e.name}: weights * 2^weight_exp beyond 2^24 (not exact in float32)")
     return problems
@@ -189,12 +191,24 @@ def _edge_nodes(nir, edge, shape, bias):
                 w = np.zeros((c_out, c_out) + op.kernel, np.int64)
                 w[np.arange(c_out), np.arange(c_out)] = 1
                 stride, pad, dil, groups = op.stride, (0, 0), (1, 1), 1
+            w, pad = square_kernel(w, pad, dil)
             out.append(nir.Conv2d(input_shape=tuple(shape[1:]), weight=w.astype(np.float32) * scale,
                                   stride=tuple(stride), padding=tuple(pad), dilation=tuple(dil),
                                   groups=groups, bias=b))
         kinds.append(type(op).__name__)
         shape = next_shape
     return out, kinds
+
+
+def square_kernel(w: np.ndarray, padding, dilation):
+    """A kh x kw kernel as a k x k one (k = max), zero rows / columns added equally on both sides and
+    the padding grown by as many dilated steps: the same outputs and output size. nir 1.0.8 sizes a
+    Conv2d's output from the kernel height alone; (kh - kw) must be even (nir_problems checks)."""
+    kh, kw = w.shape[2:]
+    k = max(kh, kw)
+    rh, rw = (k - kh) // 2, (k - kw) // 2
+    w = np.pad(w, ((0, 0), (0, 0), (rh, rh), (rw, rw)))
+    return w, (padding[0] + rh * dilation[0], padding[1] + rw * dilation[1])
 
 
 def ungroup(op: Conv2d) -> np.ndarray:
@@ -216,7 +230,7 @@ def _op_meta(op) -> dict:
     if isinstance(op, SumPool2d):
         return {"kind": "SumPool2d", "kernel": list(op.kernel), "stride": list(op.stride)}
     if isinstance(op, Conv2d):
-        return {"kind": "Conv2d", "groups": op.groups}
+        return {"kind": "Conv2d", "groups": op.groups, "kernel": list(op.weight.shape[2:])}
     return {"kind": type(op).__name__}
 
 

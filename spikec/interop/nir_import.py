@@ -338,24 +338,39 @@ class _Builder:
             return SumPool2d(_pair(node.kernel_size, n, "kernel_size"), _pair(node.stride, n, "stride")), None
         weight = self._weight(node.weight, n, scale)
         bias = _int(node.bias, n, "bias") if getattr(node, "bias", None) is not None else None
-        if kind == "SumPool2d":
-            c = weight.shape[0]
-            expected = np.zeros((c, c) + tuple(row["kernel"]), np.int64)
-            expected[np.arange(c), np.arange(c)] = 1
-            if weight.shape != expected.shape or not np.array_equal(weight, expected):
-                raise FormatError(f"NIR node {n!r}: metadata says sum pooling but the kernel is not one-hot")
-            return SumPool2d(tuple(row["kernel"]), tuple(row["stride"])), bias
         padding = node.padding
         if isinstance(padding, (str, bytes)):
             padding = padding.decode() if isinstance(padding, bytes) else padding
             if padding != "valid":
                 raise UnsupportedError(f"NIR node {n!r}: padding {padding!r}; give explicit padding")
             padding = 0
+        padding, dilation = _pair(padding, n, "padding"), _pair(node.dilation, n, "dilation")
+        if row and "kernel" in row:
+            weight, padding = self._unsquare(weight, padding, dilation, tuple(row["kernel"]), n)
+        if kind == "SumPool2d":
+            c = weight.shape[0]
+            expected = np.zeros((c, c) + tuple(row["kernel"]), np.int64)
+            expected[np.arange(c), np.arange(c)] = 1
+            if weight.shape != expected.shape or not np.array_equal(weight, expected) or any(padding):
+                raise FormatError(f"NIR node {n!r}: metadata says sum pooling but the kernel is not one-hot")
+            return SumPool2d(tuple(row["kernel"]), tuple(row["stride"])), bias
         groups = int(_int(node.groups, n, "groups").reshape(-1)[0])
         if row and row.get("groups", 1) != 1 and groups == 1:
             weight, groups = self._regroup(weight, int(row["groups"]), n), int(row["groups"])
-        return Conv2d(weight, _pair(node.stride, n, "stride"), _pair(padding, n, "padding"),
-                      _pair(node.dilation, n, "dilation"), groups), bias
+        return Conv2d(weight, _pair(node.stride, n, "stride"), padding, dilation, groups), bias
+
+    @staticmethod
+    def _unsquare(weight, padding, dilation, kernel, n):
+        """Inverse of nir_export.square_kernel: the recorded kh x kw kernel and its padding."""
+        (kh, kw), (k1, k2) = kernel, weight.shape[2:]
+        rh, rw = (k1 - kh) // 2, (k2 - kw) // 2
+        inner = weight[:, :, rh:rh + kh, rw:rw + kw]
+        outer = weight.copy()
+        outer[:, :, rh:rh + kh, rw:rw + kw] = 0
+        pad = (padding[0] - rh * dilation[0], padding[1] - rw * dilation[1])
+        if min(rh, rw) < 0 or inner.shape[2:] != (kh, kw) or outer.any() or min(pad) < 0:
+            raise FormatError(f"NIR node {n!r}: kernel {weight.shape[2:]} does not hold the recorded {kh}x{kw} one")
+        return inner, pad
 
     @staticmethod
     def _regroup(weight: np.ndarray, groups: int, n: str) -> np.ndarray:

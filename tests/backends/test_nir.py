@@ -565,3 +565,30 @@ def test_random_graphs_round_trip_run_in_norse_or_are_refused(tmp_path, case):
         for name, spikes in ref.spikes.items():
             assert np.array_equal(_shift(got["spikes"][name], graph.start_steps()[name], hw), spikes), name
         assert np.array_equal(got["outputs"][:steps].sum(0), ref.output)
+
+
+def non_square_graph(kernel=(1, 3), window=(2, 4)) -> Graph:
+    rng = np.random.default_rng(11)
+    inp = Input("x", (2, 8, 9), encoding="spikes")
+    conv = Conv2d(rng.integers(-1, 3, (3, 2) + kernel), stride=(2, 1), padding=(0, 1), dilation=(1, 2))
+    a_shape = conv.output_shape(inp.shape)
+    a = IF("a", a_shape, theta=np.array(2), bias=np.array([0, 1, 0]), reset="zero", state_bits=18)
+    pooled = SumPool2d(window, (1, 2)).output_shape(a_shape)
+    head = Dense(rng.integers(-2, 3, (2, int(np.prod(pooled)))))
+    edges = (Edge("x", "a", (conv,)), Edge("a", "out", (SumPool2d(window, (1, 2)), Flatten(), head)))
+    return Graph((inp, a, Readout("out", (2,))), edges).validate()
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_non_square_kernels_and_windows_are_padded_square_exactly(tmp_path, simulator):
+    graph = non_square_graph()
+    check_bit_equal(graph, _inputs(graph, 3, 4, seed=2), 4, tmp_path / "n.nir", simulator)
+    kernels = {node.weight.shape[2:] for node in nir.read(tmp_path / "n.nir").nodes.values()
+               if isinstance(node, nir.Conv2d)}
+    assert kernels == {(3, 3), (4, 4)}
+    assert content_digest(spikec.load(tmp_path / "n.nir")) == content_digest(graph)
+
+
+def test_kernel_sides_of_different_parity_are_refused(tmp_path):
+    with pytest.raises(UnsupportedError, match="a 1x2 Conv2d window"):
+        spikec.export(non_square_graph(kernel=(1, 2)), tmp_path / "n.nir", format="nir")
