@@ -141,3 +141,24 @@ def test_accepted_graphs_compute_exactly_refused_ones_could_overflow(data, n_in,
     for backend in ("reference", "torch"):
         got = spikec.run(graph, x[None], steps, backend=backend).output[0].tolist()
         assert got == expected, backend
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from(["i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f4", "f8", "?"]),
+       value_bits=st.integers(1, 32), batch=st.integers(0, 3))
+def test_input_array_accepts_exactly_the_in_range_integers(data, dtype, value_bits, batch):
+    from hypothesis.extra.numpy import arrays
+
+    from spikec.ir.validate import input_array
+
+    inp = Input("x", (3,), value_bits=value_bits)
+    x = data.draw(arrays(np.dtype(dtype), (batch, 3)))
+    limit = 2 ** (value_bits - 1) - 1
+    fits = (np.dtype(dtype).kind in "iu" and batch > 0
+            and all(-limit <= int(v) <= limit for v in x.ravel().tolist()))
+    if not fits:
+        with pytest.raises(InputDataError):
+            input_array(inp, x)
+        return
+    got = input_array(inp, x)
+    assert got.dtype == np.int64 and got.tolist() == x.tolist()
