@@ -592,3 +592,30 @@ def test_non_square_kernels_and_windows_are_padded_square_exactly(tmp_path, simu
 def test_kernel_sides_of_different_parity_are_refused(tmp_path):
     with pytest.raises(UnsupportedError, match="a 1x2 Conv2d window"):
         spikec.export(non_square_graph(kernel=(1, 2)), tmp_path / "n.nir", format="nir")
+
+
+def test_foreign_conv_bias_and_sum_pooling_run_like_norse(tmp_path):
+    """A hand-built NIR CNN with a conv bias and a nir.SumPool2d node (norse runs it as an L1 pool,
+    exact for a 2x2 window): the bias becomes the IF layer's per-channel bias, the pool a SumPool2d."""
+    rng = np.random.default_rng(4)
+    nodes = {"input": nir.Input(input_type={"input": np.array([1, 6, 6])}),
+             "conv": nir.Conv2d(input_shape=(6, 6), weight=rng.integers(-2, 3, (2, 1, 3, 3)).astype(np.float32),
+                                stride=1, padding=0, dilation=1, groups=1, bias=np.array([1.0, -1.0], np.float32)),
+             "lif": nir.IF(r=np.ones((2, 4, 4)), v_threshold=np.full((2, 4, 4), 2.5), v_reset=np.zeros((2, 4, 4))),
+             "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+             "flat": nir.Flatten(input_type={"input": np.array([2, 2, 2])}, start_dim=0, end_dim=-1),
+             "fc": nir.Affine(weight=rng.integers(-2, 3, (3, 8)).astype(np.float32), bias=np.zeros(3, np.float32)),
+             "output": nir.Output(output_type={"output": np.array([3])})}
+    edges = [("input", "conv"), ("conv", "lif"), ("lif", "pool"), ("pool", "flat"), ("flat", "fc"), ("fc", "output")]
+    nir.write(tmp_path / "cnn.nir", nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
+    graph = spikec.load(tmp_path / "cnn.nir")
+    assert graph.if_layers[0].bias.tolist() == [1, -1] and int(graph.if_layers[0].theta) == 3
+    assert [type(op) for op in graph.edges[1].ops] == [SumPool2d, Flatten, Dense]
+    x = rng.integers(-3, 4, (3, 1, 6, 6))
+    steps = 5
+    ref = run_reference(graph, x, steps, record=True)
+    hw = graph.hardware_steps(steps)
+    got = run_nir(tmp_path / "cnn.nir", x, hw, simulator="norse")
+    spikes = ref.spikes["lif"]
+    assert spikes.any() and np.array_equal(_shift(got["spikes"]["lif"], graph.start_steps()["lif"], hw), spikes)
+    assert np.array_equal(got["outputs"][:steps].sum(0), ref.output)
