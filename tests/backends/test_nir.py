@@ -495,10 +495,11 @@ def test_pretrained_cifar10_models_are_bit_equal(tmp_path, name, simulators):
     spikec.export(graph, path, format="nir")
     assert content_digest(spikec.load(path)) == content_digest(graph)
     hw = graph.hardware_steps(steps)
-    for simulator in [s if isinstance(s, str) else s.values[0] for s in simulators]:
-        if not isinstance(simulator, str) or (simulator == "spikingjelly" and not _has(
-                "spikingjelly.activation_based.nir_exchange")):
-            continue
+    names = [s if isinstance(s, str) else s.values[0] for s in simulators]
+    ran = [s for s in names if s != "spikingjelly" or _has("spikingjelly.activation_based.nir_exchange")]
+    if not ran:
+        pytest.skip("SpikingJelly 2.0 not installed")
+    for simulator in ran:
         got = run_nir(path, x, hw, simulator=simulator)
         for layer, spikes in ref.spikes.items():
             assert np.array_equal(_shift(got["spikes"][layer], graph.start_steps()[layer], hw), spikes), layer
