@@ -18,7 +18,7 @@ import traceback
 import click
 from rich.console import Console
 
-from spikec.cli_io import DATA_HELP, console, emit, make_parent, one_line, samples, show_findings
+from spikec.cli_io import DATA_HELP, cli_hint, console, emit, make_parent, one_line, samples, show_findings
 from spikec.errors import SpikecError
 
 EXIT_BAD_INPUT = 2
@@ -39,7 +39,7 @@ class SpikecGroup(click.Group):
         except SpikecError as err:
             if ctx.params.get("debug"):
                 traceback.print_exc()
-            click.echo(f"error: {type(err).__name__}: {one_line(err)}", err=True)
+            click.echo(f"error: {type(err).__name__}: {one_line(err)}{cli_hint(str(err))}", err=True)
             sys.exit(EXIT_BAD_INPUT)
         except Exception as err:
             if ctx.params.get("debug"):

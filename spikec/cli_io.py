@@ -20,6 +20,27 @@ DATA_HELP = ("a labelled data set: 'cifar10-subset' (the 1,000 CIFAR-10 test ima
              "'digits', 'mnist-subset', a labelled .npz (arrays x and y), or a CIFAR-10 archive / folder")
 
 
+# Python spellings in error messages (left) and the flags that do the same on the command line (right)
+CLI_FLAGS = (
+    ("calibration=", "--calibration <data> (a .npz with array x, or cifar10-subset)"),
+    ("input_scale=", "--input-scale S or --input-range LO,HI"),
+    ("saturate=True", "--saturate"),
+    ("target='loihi-stock'", "--target loihi-stock"),
+    ("method='opi'", "--method opi (or robust, maxnorm) with --calibration"),
+    ("ftbc=", "--ftbc"),
+    ("srp_presim=", "--srp-tau N"),
+    ("fewer steps", "a smaller --steps"),
+    ('format="lava"', "spikec export --format lava"),
+    ("replace_relu(", "--activation qcfs --levels L (for weights trained so)"),
+)
+
+
+def cli_hint(message: str) -> str:
+    """'; on the command line: ...' naming the flags for the Python keywords a message suggests, or ''."""
+    flags = list(dict.fromkeys(flag for python, flag in CLI_FLAGS if python in message))
+    return f"; on the command line: {', '.join(flags)}" if flags else ""
+
+
 def one_line(text, limit: int = 1000) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."

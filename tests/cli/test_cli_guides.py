@@ -111,3 +111,11 @@ def test_unavailable_backend_hint_keeps_its_brackets(files, monkeypatch):
     res = invoke("verify", files / "g.h5", "--input", files / "x.npz", "--steps", 3, "--backends", "brian2")
     assert res.exit_code == 2
     assert "pip install 'spikec[brian2]'" in res.output
+
+
+def test_python_advice_comes_with_its_flags(tmp_path):
+    res = invoke("compile", "--pretrained", "cifar10_resnet20_relu", "--method", "opi", "--input-range", "0,1",
+                 "-o", tmp_path / "g.h5")
+    assert res.exit_code == 2 and "calibration=" in res.output
+    assert "on the command line: --calibration <data>" in res.output
+    assert res.stderr.strip().count("\n") == 0
