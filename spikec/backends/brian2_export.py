@@ -29,7 +29,7 @@ def export_brian2(graph, path) -> Path:
         raise FormatError(f"{path}: the script needs its own name; the parameters go to <name>.npz")
     spec = make_spec(graph)
     with atomic_files(path.with_suffix(".npz"), path) as (tmp_npz, tmp_script):
-        brian2_model.save_spec(spec, tmp_npz)
+        brian2_model.write_spec(spec, tmp_npz)
         tmp_script.write_text(header(graph, spec, path) + inspect.getsource(brian2_model))
         tmp_script.chmod(tmp_script.stat().st_mode | 0o111)
     return path

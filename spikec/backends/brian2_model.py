@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -324,18 +322,10 @@ def simulate(spec: dict, x, steps: int, record: bool = False, record_v: bool = F
 # --------------------------------------------------------------------------- spec files and script use
 
 
-def save_spec(spec: dict, path) -> None:
-    """Write the spec to an .npz (arrays + JSON metadata) atomically: temp file, then rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, __meta__=np.array(json.dumps(spec["meta"])), **spec["arrays"])
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def write_spec(spec: dict, path) -> None:
+    """Write the spec to an .npz (arrays + JSON metadata); the caller makes it atomic."""
+    with open(path, "wb") as f:
+        np.savez_compressed(f, __meta__=np.array(json.dumps(spec["meta"])), **spec["arrays"])
 
 
 def load_spec(path) -> dict:
