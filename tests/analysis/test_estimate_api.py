@@ -94,9 +94,9 @@ def test_json_table_and_plots(tmp_path):
     assert [row["name"] for row in data["layers"]] == ["x", "c1", "c2", "out"]
     assert data["energy_model"]["sources"] and data["hardware"]["name"] == "loihi1"
     console = Console(record=True, width=160)
-    print_estimate(est, console=console)
+    print_estimate(est, console=console, wide=True)
     text = console.export_text()
-    assert "c1 [if] features.0" in text and "SNN energy per inference" in text
+    assert "c1 [if] features.0" in text and "SNN energy per inference" in text and "mem KiB" in text
     paths = save_plots(est, tmp_path / "plots")
     assert [p.name for p in paths] == ["sops_per_layer.png", "firing_rates.png", "energy_snn_vs_ann.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
