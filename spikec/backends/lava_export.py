@@ -148,7 +148,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from spikec.backends import lava_compat
-from spikec.errors import FormatError
+from spikec.errors import FormatError, SpikecError
 from spikec.ir.nodes import Input
 from spikec.ir.validate import check_steps, input_array
 
@@ -258,7 +258,11 @@ def run(inputs, steps):
 def main(argv):
     if len(argv) < 3:
         sys.exit(__doc__)
-    result = run(np.load(argv[1]), int(argv[2]))
+    try:
+        result = run(np.load(argv[1]), int(argv[2]))
+    except SpikecError as err:   # bad inputs or parameters: one line, exit status 2
+        print(f"error: {{type(err).__name__}}: {{err}}", file=sys.stderr)
+        sys.exit(2)
     if "--out" in argv:
         np.savez(argv[argv.index("--out") + 1], output=result["output"],
                  **{{"spikes_" + k: v for k, v in result["spikes"].items()}})

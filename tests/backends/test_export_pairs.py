@@ -125,6 +125,10 @@ def test_lava_module_refuses_float_inputs(tmp_path):
         module.run(np.full((1, 4), 8), 3)
     with pytest.raises(InputDataError, match="steps"):
         module.run(np.zeros((1, 4), np.int64), 2.5)
+    np.save(tmp_path / "x.npy", np.array([[0.7, 0, 0, 0]]))
+    done = subprocess.run([sys.executable, str(tmp_path / "net.py"), str(tmp_path / "x.npy"), "3"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "error: InputDataError: inputs must be an integer array" in done.stderr
 
 
 @needs_brian2
