@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from spikec.analysis.verify import VerifyReport
@@ -13,15 +15,15 @@ from spikec.analysis.verify import VerifyReport
 def print_verify(report: VerifyReport, console: Console | None = None) -> None:
     console = console or Console()
     table = Table(title=f"Equivalence vs {report.baseline}: {report.samples} samples, T={report.steps} "
-                        f"({report.hardware_steps} hardware steps)")
-    for col in ("backend", "layer", f"spikes ({report.baseline})", "spikes (backend)", "mismatches",
-                "first mismatch (step, sample, neuron)"):
-        table.add_column(col)
+                        f"({report.hardware_steps} hardware steps)", box=box.SIMPLE_HEAD)
+    for col in ("backend", "layer", f"spikes {report.baseline}", "spikes backend", "mismatches",
+                "first (step, sample, neuron)"):
+        table.add_column(col, overflow="fold", justify="right" if col.startswith(("spikes", "mis")) else "left")
     for r in report.rows:
         first = "-" if r.first_mismatch is None else (
             f"{r.first_mismatch['step']}, {r.first_mismatch['sample']}, {tuple(r.first_mismatch['neuron'])}")
         style = "bold red" if r.mismatches else "green"
-        table.add_row(r.backend, r.layer, str(r.spikes_baseline), str(r.spikes_backend),
+        table.add_row(escape(r.backend), escape(r.layer), str(r.spikes_baseline), str(r.spikes_backend),
                       f"[{style}]{r.mismatches}[/]", first)
     for r in report.readout:
         style = "bold red" if r["mismatches"] else "green"
@@ -34,9 +36,9 @@ def print_verify(report: VerifyReport, console: Console | None = None) -> None:
         return
     d = report.first_divergence
     if d is not None:
-        console.print(f"[bold red]MISMATCH[/]: first divergence in layer [bold]{d.layer}[/] on {d.backend}, "
-                      f"sample {d.sample}, neuron {tuple(d.neuron)}, hardware step {d.step}: "
-                      f"spikes {d.values}, membrane after the step {d.membrane}")
+        console.print(f"[bold red]MISMATCH[/]: first divergence in layer [bold]{escape(d.layer)}[/] on "
+                      f"{escape(d.backend)}, sample {d.sample}, neuron {tuple(d.neuron)}, hardware step {d.step}: "
+                      f"spikes {escape(str(d.values))}, membrane after the step {escape(str(d.membrane))}")
     else:
         console.print("[bold red]MISMATCH[/]: spike trains agree but the readout differs.")
 

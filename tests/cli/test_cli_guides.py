@@ -119,3 +119,11 @@ def test_python_advice_comes_with_its_flags(tmp_path):
     assert res.exit_code == 2 and "calibration=" in res.output
     assert "on the command line: --calibration <data>" in res.output
     assert res.stderr.strip().count("\n") == 0
+
+
+def test_eval_json_carries_warnings(files):
+    np.savez(files / "labelled.npz", x=X, y=np.array([0, 1, 0, 1]))
+    res = invoke("eval", files / "silent.h5", "--data", files / "labelled.npz", "--steps", 4, "--backend",
+                 "reference", "--json")
+    assert res.exit_code == 0, res.output
+    assert [(w["code"], w["where"]) for w in json.loads(res.stdout)["warnings"]] == [("silent-layer", "h")]
