@@ -3,7 +3,8 @@
   * silent-layer:        an IF layer emitted no spike at all (everything after it sees nothing);
   * dead-channels:       most channels of an IF layer never reached their threshold;
   * collapsed-threshold: a trained clip threshold shrank to (almost) zero during training;
-  * accuracy-falls:      accuracy at the largest T is clearly below the best accuracy at a smaller T.
+  * accuracy-falls:      accuracy at the largest T is clearly below the best accuracy at a smaller T;
+  * training-stalled:    a training run ended at chance-level accuracy (spikec.quantize.train warns).
 
 Each check returns a list of `Finding` records (code, where, message, hint); the CLI prints them
 to stderr and adds them to its --json output. Nothing here raises on a healthy graph.
@@ -110,6 +111,16 @@ def accuracy_falls(correct, total: int) -> list[Finding]:
                     f"accuracy {100.0 * counts[-1] / total:.2f} % is below {100.0 * counts[best] / total:.2f} % "
                     f"at T={best + 1}", "errors accumulate in the membranes: try SRP (--srp-tau) or FTBC "
                     "(--ftbc), or check for saturations")]
+
+
+def training_stalled(accuracy: float, classes: int, epochs: int, lr: float) -> list[Finding]:
+    """A warning when training ended with accuracy (fraction) at most 1.5x chance (1 / classes)."""
+    if classes < 2 or accuracy > 1.5 / classes:
+        return []
+    return [Finding("training-stalled", f"epoch {epochs}", f"training accuracy {accuracy:.3f} is at chance level "
+                    f"(1/{classes}) with lr {lr:g}", "try a smaller lr (e.g. 0.01), set the clip thresholds from "
+                    "data first (spikec.quantize.calibrate_thresholds), start from trained ReLU weights, or train "
+                    "longer")]
 
 
 def trace_findings(graph: Graph, trace) -> list[Finding]:

@@ -7,6 +7,8 @@ no augmentation, no label smoothing. Progress is shown with tqdm.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -65,6 +67,10 @@ def train(model: nn.Module, data, epochs: int, lr: float, optimizer: str = "sgd"
             seen += len(y)
             correct += int((out.argmax(1) == y).sum())
         bar.set_postfix(loss=f"{total / seen:.4f}", acc=f"{correct / seen:.3f}")
+    from spikec.analysis.diagnostics import training_stalled
+
+    for finding in training_stalled(correct / max(seen, 1), int(out.shape[1]) if out.ndim == 2 else 0, epochs, lr):
+        warnings.warn(str(finding), RuntimeWarning, stacklevel=2)
     return model.eval()
 
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+import pytest
+import torch
 
 import spikec
 from spikec.analysis.diagnostics import accuracy_falls, collapsed_thresholds, dead_channels, silent_layers
+from spikec.datasets import digits
+from spikec.models import small_cnn
+from spikec.quantize import replace_relu, train
 
 
 def _conv_graph(theta) -> spikec.Graph:
@@ -50,3 +57,17 @@ def test_accuracy_falls():
     assert accuracy_falls([50, 80, 90, 85], 100)[0].where == "T=4"
     assert accuracy_falls([50, 80, 90, 89], 100) == []       # one sample: noise
     assert accuracy_falls([50, 80, 90, 95], 100) == []
+
+
+def test_training_at_chance_level_warns():
+    split = digits()
+    data = (split.x_train[:128], split.y_train[:128])
+    torch.manual_seed(0)
+    broken = replace_relu(small_cnn(8, channels=4), "qcfs", 4, threshold=8.0)
+    with pytest.warns(RuntimeWarning, match="training accuracy .* is at chance level"):
+        train(broken, data, epochs=1, lr=1e4, progress=False)
+    torch.manual_seed(0)
+    healthy = replace_relu(small_cnn(8, channels=4), "qcfs", 4, threshold=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        train(healthy, data, epochs=8, lr=0.05, optimizer="adam", batch_size=32, progress=False)
