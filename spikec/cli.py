@@ -202,13 +202,8 @@ def _verify_dataset(graph, data, steps, names, baseline, limit, batch_size, as_j
     if World.from_env().rank == 0:
         if as_json:
             emit(report.to_dict())
-        elif report.equal:
-            click.echo(f"EQUAL: {', '.join(report.backends)} match {baseline} bit for bit on "
-                       f"{report.samples} samples ({report.world_size} process(es)), T={steps}")
         else:
-            d = report.first_divergence
-            click.echo(f"MISMATCH: {d['backend']} differs from {baseline} first at data-set sample {d['sample']}, "
-                       f"layer {d['layer']}, neuron {d['neuron']}, hardware step {d['step']}: {d['values']}")
+            click.echo(str(report))
     sys.exit(0 if report.equal else 1)
 
 

@@ -31,6 +31,14 @@ class DatasetVerifyReport:
     def to_dict(self) -> dict:
         return {**asdict(self), "equal": self.equal}
 
+    def __str__(self) -> str:
+        if self.equal:
+            return (f"EQUAL: {', '.join(self.backends)} match {self.baseline} bit for bit on {self.samples} samples "
+                    f"({self.world_size} process(es)), T={self.steps}")
+        d = self.first_divergence
+        return (f"MISMATCH: {d['backend']} differs from {self.baseline} first at data-set sample {d['sample']}, "
+                f"layer {d['layer']}, neuron {d['neuron']}, hardware step {d['step']}: {d['values']}")
+
 
 def verify_dataset(graph, data, steps: int, backends=("torch",), baseline: str = "reference", *,
                    batch_size: int = 16, split: str = "test", limit: int | None = None,

@@ -64,3 +64,14 @@ def test_verify(compiled):
     broken = spikec.analysis.verify.VerifyReport(
         "reference", ["torch"], 2, 4, 1, [], [{"backend": "torch", "mismatches": 1, "first_sample": 0}], None, {})
     assert str(broken).startswith("MISMATCH") and "readout differs" in str(broken)
+
+
+def test_dataset_verify_report():
+    from spikec.analysis.verify_dataset import DatasetVerifyReport
+
+    ok = DatasetVerifyReport("reference", ["torch"], 8, 100, None, 2)
+    assert str(ok) == "EQUAL: torch match reference bit for bit on 100 samples (2 process(es)), T=8"
+    bad = DatasetVerifyReport("reference", ["torch"], 8, 40, {"batch": 2, "sample": 37, "layer": "h",
+                                                             "backend": "torch", "neuron": [3], "step": 5,
+                                                             "values": {"reference": 1, "torch": 0}})
+    assert str(bad).startswith("MISMATCH: torch differs from reference first at data-set sample 37, layer h")
