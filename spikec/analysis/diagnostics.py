@@ -4,18 +4,17 @@
   * dead-channels:       most channels of an IF layer never reached their threshold;
   * collapsed-threshold: a trained clip threshold shrank to (almost) zero during training;
   * accuracy-falls:      accuracy at the largest T is clearly below the best accuracy at a smaller T;
-  * training-stalled:    a training run ended at chance-level accuracy (spikec.quantize.train warns).
+  * training-stalled:    a training run ended at chance-level accuracy (spikec.quantize.train's check).
 
-Each check returns a list of `Finding` records (code, where, message, hint); the CLI prints them
+Each check returns a list of `Finding` records (spikec.findings: code, where, message, hint); the CLI prints them
 to stderr and adds them to its --json output. Nothing here raises on a healthy graph.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 
+from spikec.findings import Finding
 from spikec.ir.graph import Graph
 
 DEAD_CHANNEL_SHARE = 0.5     # warn when more than this share of a layer's channels never fired
@@ -23,22 +22,6 @@ COLLAPSE_RATIO = 0.02        # a trained threshold below this share of the layer
 COLLAPSE_ABS = 1e-3          # ... or below this absolute value has collapsed
 ACCURACY_DROP_PP = 2.0       # percentage points below the best earlier accuracy
 ACCURACY_DROP_SAMPLES = 2    # ... and at least this many samples
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One warning: `code` (kind), `where` (layer or T), what was seen and what to try."""
-
-    code: str
-    where: str
-    message: str
-    hint: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.message}; {self.hint}"
 
 
 def _starts(graph: Graph) -> dict[str, int]:
@@ -111,16 +94,6 @@ def accuracy_falls(correct, total: int) -> list[Finding]:
                     f"accuracy {100.0 * counts[-1] / total:.2f} % is below {100.0 * counts[best] / total:.2f} % "
                     f"at T={best + 1}", "errors accumulate in the membranes: try SRP (--srp-tau) or FTBC "
                     "(--ftbc), or check for saturations")]
-
-
-def training_stalled(accuracy: float, classes: int, epochs: int, lr: float) -> list[Finding]:
-    """A warning when training ended with accuracy (fraction) at most 1.5x chance (1 / classes)."""
-    if classes < 2 or accuracy > 1.5 / classes:
-        return []
-    return [Finding("training-stalled", f"epoch {epochs}", f"training accuracy {accuracy:.3f} is at chance level "
-                    f"(1/{classes}) with lr {lr:g}", "try a smaller lr (e.g. 0.01), set the clip thresholds from "
-                    "data first (spikec.quantize.calibrate_thresholds), start from trained ReLU weights, or train "
-                    "longer")]
 
 
 def trace_findings(graph: Graph, trace) -> list[Finding]:

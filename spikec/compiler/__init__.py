@@ -7,6 +7,6 @@ Pipeline (spikec.compiler.pipeline): trace (torch.fx) -> fold BN -> lower (table
 from spikec.compiler.api import compile, compile_model
 from spikec.compiler.frontend import replace_maxpool
 from spikec.compiler.methods import Policy
-from spikec.ir.report import print_report, report
+from spikec.compiler.report import print_report, report  # loads the submodule first: the names stay functions
 
 __all__ = ["compile", "compile_model", "replace_maxpool", "report", "print_report", "Policy"]

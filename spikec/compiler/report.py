@@ -1,5 +1,5 @@
-"""The compile report now lives in the IR layer (`spikec.ir.report`: it only reads a Graph and its
-meta). This name is kept for the CLI modules that still import it; import spikec.ir.report."""
+"""The compile report under the compiler's name: it lives in the IR layer (`spikec.ir.report`, it
+only reads a Graph and its meta, and Graph.report calls it); the CLI imports it from here."""
 
 from spikec.ir.report import COLUMNS, NARROW, LayerReport, edge_keys, print_report, report
 

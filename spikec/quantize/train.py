@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from spikec.errors import InputDataError
+from spikec.findings import Finding
 
 
 def _loader(data, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
@@ -67,11 +68,19 @@ def train(model: nn.Module, data, epochs: int, lr: float, optimizer: str = "sgd"
             seen += len(y)
             correct += int((out.argmax(1) == y).sum())
         bar.set_postfix(loss=f"{total / seen:.4f}", acc=f"{correct / seen:.3f}")
-    from spikec.analysis.diagnostics import training_stalled
-
     for finding in training_stalled(correct / max(seen, 1), int(out.shape[1]) if out.ndim == 2 else 0, epochs, lr):
         warnings.warn(str(finding), RuntimeWarning, stacklevel=2)
     return model.eval()
+
+
+def training_stalled(accuracy: float, classes: int, epochs: int, lr: float) -> list[Finding]:
+    """A warning when training ended with accuracy (fraction) at most 1.5x chance (1 / classes)."""
+    if classes < 2 or accuracy > 1.5 / classes:
+        return []
+    return [Finding("training-stalled", f"epoch {epochs}", f"training accuracy {accuracy:.3f} is at chance level "
+                    f"(1/{classes}) with lr {lr:g}", "try a smaller lr (e.g. 0.01), set the clip thresholds from "
+                    "data first (spikec.quantize.calibrate_thresholds), start from trained ReLU weights, or train "
+                    "longer")]
 
 
 @torch.no_grad()

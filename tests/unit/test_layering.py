@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2] / "spikec"
 # also matches the modules below it; "spikec" alone is the package's __init__, the public API)
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("spikec.errors", "spikec.trace", "spikec.fileio", "spikec.jsonable", "spikec.richtext",
-              "spikec.registry")),
+              "spikec.registry", "spikec.findings")),
     ("ir", ("spikec.ir",)),
     ("ann", ("spikec.quantize", "spikec.models", "spikec.cifar", "spikec.datasets")),
     ("backends", ("spikec.backends", "spikec.interop")),
