@@ -18,6 +18,8 @@ import traceback
 import click
 from rich.console import Console
 
+from spikec import EXPORTERS
+from spikec.backends import BACKENDS
 from spikec.cli_io import DATA_HELP, cli_hint, console, emit, make_parent, one_line, samples, show_findings
 from spikec.errors import SpikecError
 
@@ -62,7 +64,8 @@ def main(debug):
     """spikec: convert PyTorch CNNs to integer IF spiking networks and run them bit-exactly."""
 
 
-BACKENDS_HELP = "torch, reference, brian2 or lava (or a backend registered with SPIKEC_BACKENDS)"
+BACKEND = click.Choice(list(BACKENDS))   # the registry, SPIKEC_BACKENDS entries included
+BACKENDS_HELP = f"{', '.join(BACKENDS)} (more with SPIKEC_BACKENDS=name=package.module)"
 INPUT_HELP = "samples: .npz with array x, or .npy (floats are encoded with the graph's input scale)"
 RECORD_LIMIT = 50_000_000   # recorded spikes (neurons x steps x samples) kept for the warnings of `run`
 
@@ -87,7 +90,7 @@ def _record_options(graph, n: int, steps: int, backend: str) -> dict:
 @click.option("--data", help=f"instead of --input: {DATA_HELP}; reports the accuracy")
 @click.option("--limit", type=click.IntRange(1), help="run only the first N samples")
 @click.option("--steps", type=click.IntRange(1), required=True, help="evaluated time steps T")
-@click.option("--backend", default="torch", show_default=True, help=BACKENDS_HELP)
+@click.option("--backend", type=BACKEND, default="torch", show_default=True, help="the simulator to run on")
 @click.option("--per-sample", is_flag=True, help="also print each sample's prediction and readout")
 @click.option("--json", "as_json", is_flag=True, help="print the result (every sample) and warnings as JSON")
 def run_cmd(graph_path, input_path, labels_path, data, limit, steps, backend, per_sample, as_json):
@@ -217,7 +220,7 @@ def _verify_dataset(graph, data, steps, names, baseline, limit, batch_size, as_j
 @click.option("--energy-model", type=click.Choice(["loihi1", "loihi2", "horowitz-fp32", "horowitz-int32",
                                                    "horowitz-int8"]),
               help="energy constant set [default: the hardware's own]")
-@click.option("--backend", default="torch", show_default=True, help=BACKENDS_HELP)
+@click.option("--backend", type=BACKEND, default="torch", show_default=True, help="the simulator to run on")
 @click.option("--wide", is_flag=True, help="show every column of the per-layer table")
 @click.option("--json", "as_json", is_flag=True, help="print the estimate and warnings as JSON")
 def estimate_cmd(graph_path, input_path, data, limit, steps, hardware, energy_model, backend, wide, as_json):
@@ -242,7 +245,7 @@ def estimate_cmd(graph_path, input_path, data, limit, steps, hardware, energy_mo
 
 @main.command("export")
 @click.argument("graph_path", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", required=True, type=click.Choice(["netx", "lava", "brian2", "nir"]),
+@click.option("--format", "fmt", required=True, type=click.Choice(list(EXPORTERS)),
               help="netx: lava-dl HDF5, nir: NIR graph (both: graphs compiled with --target loihi-stock); "
                    "lava / brian2: runnable script")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))

@@ -67,7 +67,7 @@ def test_verify_equal_and_broken(files):
     (["run", "missing.h5", "--input", "x.npz", "--steps", "3"], "no such file"),
     (["run", "x.npz", "--input", "x.npz", "--steps", "3"], "not a readable HDF5"),
     (["run", "g.h5", "--input", "g.h5", "--steps", "3"], "not a readable .npz"),
-    (["run", "g.h5", "--input", "x.npz", "--steps", "3", "--backend", "nope"], "unknown backend 'nope'"),
+    (["run", "g.h5", "--input", "x.npz", "--steps", "3", "--backend", "nope"], "'nope' is not one of"),
     (["run", "g.h5", "--input", "x.npz", "--steps", "0"], "'--steps': 0 is not in the range"),
     (["verify", "g.h5", "--input", "x.npz", "--steps", "3", "--backends", "nope"], "unknown backend"),
     (["compile", "--model", "nomodule:f", "--input-shape", "1,2", "-o", "o.h5"], "cannot import"),
