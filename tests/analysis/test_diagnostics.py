@@ -59,6 +59,7 @@ def test_accuracy_falls():
     assert accuracy_falls([50, 80, 90, 95], 100) == []
 
 
+@pytest.mark.slow   # two training runs
 def test_training_at_chance_level_warns():
     split = digits()
     data = (split.x_train[:128], split.y_train[:128])

@@ -22,6 +22,7 @@ raise UnsupportedError("a spikec error after a Brian 2 run")
 """
 
 
+@pytest.mark.slow   # a Brian2 process
 def test_spikec_error_after_brian2_is_not_blamed_on_brian2(tmp_path):
     res = subprocess.run([sys.executable, "-c", SCRIPT], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert res.returncode == 1
