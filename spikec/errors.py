@@ -39,3 +39,7 @@ class OverflowRiskError(SpikecError, ArithmeticError):
 
 class BackendError(SpikecError, RuntimeError):
     """A backend is unknown, unavailable, or failed while running a graph."""
+
+
+class ResourceError(SpikecError, MemoryError):
+    """A job would need more memory (or another resource) than this machine has; says how much."""

@@ -43,20 +43,30 @@ def edge_interval(ops, src_shape, lo: float, hi: float) -> tuple[np.ndarray, np.
             rep = int(np.prod(shape[1:])) if len(shape) == 3 else 1
             lo_v, hi_v = np.repeat(lo_v, rep), np.repeat(hi_v, rep)
         elif op.weight.ndim == 2:
-            w = op.weight.astype(np.float64)
-            wp, wn = np.maximum(w, 0), np.minimum(w, 0)
-            lo_v, hi_v = wp @ lo_v + wn @ hi_v, wp @ hi_v + wn @ lo_v
+            lo_v, hi_v = _dense_interval(op.weight, lo_v, hi_v)
         else:
-            w = op.weight.astype(np.float64)
+            w = op.weight
             groups = op.groups
             c_out, cg = w.shape[:2]
-            wp = np.maximum(w, 0).sum((2, 3)).reshape(groups, c_out // groups, cg)
-            wn = np.minimum(w, 0).sum((2, 3)).reshape(groups, c_out // groups, cg)
+            wp = np.maximum(w, 0).sum((2, 3)).astype(np.float64).reshape(groups, c_out // groups, cg)
+            wn = np.minimum(w, 0).sum((2, 3)).astype(np.float64).reshape(groups, c_out // groups, cg)
             lg, hg = lo_v.reshape(groups, cg), hi_v.reshape(groups, cg)
             lo_v = (np.einsum("goc,gc->go", wp, lg) + np.einsum("goc,gc->go", wn, hg)).reshape(c_out)
             hi_v = (np.einsum("goc,gc->go", wp, hg) + np.einsum("goc,gc->go", wn, lg)).reshape(c_out)
         shape = tuple(op.output_shape(shape))
     return lo_v, hi_v
+
+
+def _dense_interval(weight: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of weight @ x for x in [lo, hi], in row blocks (no whole-matrix float copies)."""
+    out_lo, out_hi = np.empty(weight.shape[0]), np.empty(weight.shape[0])
+    step = max(1, (1 << 21) // max(1, weight.shape[1]))
+    for i in range(0, weight.shape[0], step):
+        w = weight[i:i + step].astype(np.float64)
+        wp, wn = np.maximum(w, 0), np.minimum(w, 0)
+        out_lo[i:i + step] = wp @ lo + wn @ hi
+        out_hi[i:i + step] = wp @ hi + wn @ lo
+    return out_lo, out_hi
 
 
 def per_channel_extremes(value, shape) -> tuple[np.ndarray, np.ndarray]:

@@ -137,10 +137,7 @@ class LayerQuantizer:
         lo, hi = self.current(edges)
         caps = scale_caps(lo, hi, b_lo, b_hi, lay.v_init, lay.kind, self.horizon.get(lay.name),
                           self.target.state_max, self.target.input_limit)
-        per_edge = []
-        for e in edges:
-            w = np.abs(e.ops[weighted_index(e.ops)].weight)
-            per_edge.append(w.reshape(w.shape[0], -1).max(1) if rows_map else w.max())
+        per_edge = [_abs_max(e.ops[weighted_index(e.ops)].weight, rows_map) for e in edges]
         amax = np.max(np.stack(per_edge), axis=0)
         with np.errstate(divide="ignore"):
             caps["weights"] = self.target.weight_max / amax
@@ -209,15 +206,12 @@ class LayerQuantizer:
                 if not is_weighted(op):
                     new.append(op)
                     continue
-                exact = op.weight * _row_gain(op, theta)
-                while scaled and exp < self.target.weight_exp_max and not _in_range(exact / 2 ** exp, tmin, tmax):
-                    exp += 1
-                w = np.rint(exact / 2 ** exp)
-                clipped += int(np.count_nonzero((w > tmax) | (w < tmin)))
-                w = np.clip(w, tmin, tmax).astype(np.int64)
-                zeroed += int(np.count_nonzero((w == 0) & (op.weight != 0)))
-                e_err += float(((w * 2 ** exp - exact) ** 2 / _row_gain(op, theta) ** 2).sum())
-                e_ref += float((op.weight ** 2).sum())
+                w, exp, stats = _round_weights(op.weight, _row_gain(op, theta), tmin, tmax,
+                                               self.target.weight_exp_max if scaled else 0)
+                clipped += stats["clipped"]
+                zeroed += stats["zeroed"]
+                e_err += stats["error"]
+                e_ref += stats["reference"]
                 new.append(_to_ir(op, w))
             ops_out.append(tuple(new))
             exps.append(exp)
@@ -248,10 +242,55 @@ class LayerQuantizer:
         return need <= self.target.state_max
 
 
-def _in_range(x: np.ndarray, lo: int, hi: int) -> bool:
-    """Whether every value of x rounds into [lo, hi]."""
-    r = np.rint(x)
-    return bool(r.size == 0 or (r.min() >= lo and r.max() <= hi))
+def _abs_max(weight: np.ndarray, per_row: bool):
+    """max |weight| per output row (per_row) or overall, in row blocks."""
+    flat = weight.reshape(weight.shape[0], -1)
+    rows = np.concatenate([np.abs(flat[b]).max(1) for b in row_blocks(flat.shape[0], flat.shape[1])]) \
+        if flat.size else np.zeros(flat.shape[0])
+    return rows if per_row else (rows.max() if rows.size else np.float64(0))
+
+
+ROW_BLOCK = 1 << 21   # elements per block when a weight array is processed in row blocks
+
+
+def row_blocks(rows: int, per_row: int):
+    """Slices of about ROW_BLOCK elements over `rows` rows: big weights never get whole-array temporaries."""
+    step = max(1, ROW_BLOCK // max(1, per_row))
+    return [slice(i, min(rows, i + step)) for i in range(0, rows, step)]
+
+
+def _round_weights(weight: np.ndarray, gain: np.ndarray, tmin: int, tmax: int, max_exp: int):
+    """round(weight * gain / 2^exp) clipped to [tmin, tmax] as int64, with the smallest exp <= max_exp
+    that keeps every value in range (0 if none), and the rounding statistics. Row blocks bound the
+    temporaries; rint is monotonic, so the range check needs only the extremes of weight * gain."""
+    rows = weight.shape[0]
+    gain = np.asarray(gain, np.float64)
+    per_row = gain.ndim > 0
+    blocks = row_blocks(rows, int(np.prod(weight.shape[1:])))
+    lo = hi = 0.0
+    for b in blocks:
+        exact = weight[b] * (gain[b] if per_row else gain)
+        if exact.size:
+            lo, hi = min(lo, float(exact.min())), max(hi, float(exact.max()))
+    exp = 0
+    while exp < max_exp and not (np.rint(lo / 2 ** exp) >= tmin and np.rint(hi / 2 ** exp) <= tmax):
+        exp += 1
+    out = np.empty(weight.shape, np.int64)
+    stats = {"clipped": 0, "zeroed": 0, "error": 0.0, "reference": 0.0}
+    for b in blocks:
+        g = gain[b] if per_row else gain
+        exact = weight[b] * g
+        w = np.rint(exact / 2 ** exp)
+        stats["clipped"] += int(np.count_nonzero((w > tmax) | (w < tmin)))
+        np.clip(w, tmin, tmax, out=w)
+        out[b] = w
+        stats["zeroed"] += int(np.count_nonzero((w == 0) & (weight[b] != 0)))
+        w *= 2 ** exp
+        w -= exact
+        stats["error"] += float((w ** 2 / g ** 2).sum())
+        stats["reference"] += float((weight[b] ** 2).sum())
+    out.setflags(write=False)   # frozen and owning its data: the IR node shares it instead of copying
+    return out, exp, stats
 
 
 def _horizons(fir: FloatGraph, steps: int | None) -> dict[str, int]:

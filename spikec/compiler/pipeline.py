@@ -17,6 +17,7 @@ from spikec.compiler.floatir import FloatGraph
 from spikec.compiler.frontend import as_input_tensor, trace
 from spikec.compiler.integer import quantize
 from spikec.compiler.lowering import lower
+from spikec.compiler.memory import check_memory
 from spikec.compiler.methods import CompileContext, Policy
 from spikec.compiler.rescale import normalize
 from spikec.compiler.retime import retime
@@ -61,6 +62,7 @@ def pipeline(model, example_input, policy: Policy, target: Target, calibration, 
     gm = trace(model, example)                                     # eval copy, example checked, fx graph
     gm = fold_batchnorm(gm)                                        # BN after conv/linear: exact weights
     fir = lower(gm, example)                                       # table lowering: activations -> IF layers
+    check_memory(fir, _calibration_samples(fir, calib, policy))    # refuse early what cannot fit
     stats = _statistics(gm, fir, calib, policy, opts)              # ReLU thresholds need statistics
     fir = assign_thresholds(fir, stats, policy)                    # theta, v_init, method fields per layer
     fir = set_input_scale(fir, choose_input_scale(                 # integer input = round(x * scale)
@@ -84,6 +86,10 @@ def _calibration_tensor(calibration, example: torch.Tensor) -> torch.Tensor | No
         raise ConversionError(f"calibration samples have shape {tuple(calib.shape[1:])}, but example_input "
                               f"samples have {tuple(example.shape[1:])}")
     return calib
+
+
+def _calibration_samples(fir: FloatGraph, calib, policy: Policy) -> int:
+    return 0 if calib is None or not relu_nodes(fir) or not policy.accepts_relu else int(calib.shape[0])
 
 
 def _statistics(gm, fir: FloatGraph, calib, policy: Policy, opts: Options):

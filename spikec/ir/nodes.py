@@ -26,6 +26,8 @@ def int_array(value, where: str, name: str) -> np.ndarray:
     arr = np.asarray(value)
     if arr.dtype.kind == "b" or arr.dtype.kind not in "iu":
         raise GraphError(where, name, f"must be an integer array, got dtype {arr.dtype}")
+    if arr.dtype == np.int64 and not arr.flags.writeable and arr.base is None:
+        return arr          # already frozen and owning its data (e.g. from the compiler): share it
     arr = arr.astype(np.int64, copy=True)
     arr.setflags(write=False)
     return arr

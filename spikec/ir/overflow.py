@@ -48,7 +48,10 @@ def op_gain(op) -> int:
         return 1
     gain = _GAINS.get(op)
     if gain is None:
-        gain = _GAINS[op] = _row_abs_sum_max(op.weight.reshape(op.weight.shape[0], -1))
+        w = op.weight.reshape(op.weight.shape[0], -1)
+        step = max(1, (1 << 21) // max(1, w.shape[1]))   # row blocks: no whole-matrix temporaries
+        gain = _GAINS[op] = max((_row_abs_sum_max(w[i:i + step]) for i in range(0, w.shape[0], step)),
+                                default=0)
     return gain
 
 
