@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 import spikec
 from spikec.cli import main
+from spikec.cli_compile import FTBC_DEFAULTS as CLI_FTBC_DEFAULTS
 from spikec.cli_compile import METHODS, PRETRAINED, TARGETS, compile_cmd
 from spikec.compiler import methods, targets
 from spikec.compiler.pipeline import Options
@@ -42,6 +43,13 @@ def test_choices_are_the_registries():
     assert sorted(METHODS) == sorted(methods.METHODS)
     assert sorted(TARGETS) == sorted(targets.TARGETS)
     assert sorted(PRETRAINED) == sorted(p.stem for p in PRETRAINED_DIR.glob("*.json"))
+    assert CLI_FTBC_DEFAULTS == {k: v for k, v in FTBC_DEFAULTS.items() if k != "steps"}
+    assert f"[default with --method srp: {methods.SRP_DEFAULT_TAU}]" in " ".join(
+        next(p for p in compile_cmd.params if p.name == "srp_tau").help.split())
+    flag_defaults = {p.name: p.default for p in compile_cmd.params if not getattr(p, "is_flag", False)}
+    for field in dataclasses.fields(Options):
+        if field.name in flag_defaults and field.default is not None:
+            assert flag_defaults[field.name] == field.default, field.name
 
 
 def test_help_shows_choices_and_defaults():
