@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tarfile
+from pathlib import Path
+
 import click
 
 from spikec.cli_io import DATA_HELP, build_model, console, emit, load_array, load_data, parse_shape, show_findings
@@ -34,7 +37,7 @@ def _calibration(spec: str | None, limit: int):
 
     if spec is None:
         return None
-    if spec.endswith((".npy", ".npz")):
+    if spec.endswith((".npy", ".npz")) or (Path(spec).is_file() and not tarfile.is_tarfile(spec)):
         return torch.as_tensor(load_array(spec)[:limit].astype("float32"))
     return load_data(spec, limit)[0].float()
 
