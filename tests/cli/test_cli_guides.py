@@ -127,3 +127,23 @@ def test_eval_json_carries_warnings(files):
                  "reference", "--json")
     assert res.exit_code == 0, res.output
     assert [(w["code"], w["where"]) for w in json.loads(res.stdout)["warnings"]] == [("silent-layer", "h")]
+
+
+def test_check_lists_problems_within_80_columns(tmp_path, monkeypatch):
+    (tmp_path / "cli_pool.py").write_text(
+        "from torch import nn\n\n\ndef make():\n    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), "
+        "nn.MaxPool2d(2), nn.Flatten(), nn.Linear(18, 3))\n\n\ndef clean():\n"
+        "    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(18, 3))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    runner = CliRunner(env={"COLUMNS": "80"})
+    res = runner.invoke(main, ["check", "--model", "cli_pool:make", "--input-shape", "1,8,8"])
+    assert res.exit_code == 1, res.output
+    assert "1. 2 (MaxPool2d)" in res.stdout and "[spikec.prepare fixes it]" in res.stdout
+    assert max(map(len, res.stdout.splitlines())) <= 80
+    wide = runner.invoke(main, ["check", "--model", "cli_pool:make", "--input-shape", "1,8,8", "--wide"])
+    assert wide.exit_code == 1 and "prepare" in wide.stdout and "┃" in wide.stdout
+    listed = json.loads(runner.invoke(main, ["check", "--model", "cli_pool:make", "--input-shape", "1,8,8",
+                                             "--json"]).stdout)
+    assert [p["op"] for p in listed] == ["MaxPool2d"]
+    res = runner.invoke(main, ["check", "--model", "cli_pool:clean", "--input-shape", "1,8,8"])
+    assert res.exit_code == 0 and "no problems" in res.stdout
