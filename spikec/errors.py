@@ -29,6 +29,11 @@ class UnsupportedError(SpikecError, NotImplementedError):
     """A model, module, function or graph feature that spikec (or a target) cannot express."""
 
 
+class MissingActivationError(UnsupportedError):
+    """A linear layer (conv / linear) takes a value that passed through another linear layer with no
+    activation between them (e.g. a MobileNetV2 linear bottleneck); spikec.prepare inserts signed clips."""
+
+
 class ConversionError(SpikecError, ValueError):
     """A model cannot be converted as given (NaN weights, wrong example input, ...)."""
 

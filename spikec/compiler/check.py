@@ -96,6 +96,10 @@ SUGGESTIONS: dict[str, tuple[str, bool]] = {
 # message fragment -> suggestion (for problems inside supported ops)
 _BY_MESSAGE = [
     ("multiplies two input-dependent", (_PRODUCT, False)),
+    ("no activation between them; spikec needs", (
+        "spikec.prepare(model, x) inserts a signed clip (spikec.quantize.SignedClip, a dual-threshold IF layer) "
+        "on the first layer's output (a linear bottleneck, as in MobileNetV2 / MnasNet); fine-tune afterwards",
+        True)),
     ("no activation between", ("insert an activation between the two linear layers, or merge them into "
                                "one (spikec needs an activation after every conv / linear)", False)),
     ("only flattening to [B, N]", ("flatten to [B, N] in (C, H, W) order right before a Linear layer; other "

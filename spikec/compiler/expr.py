@@ -32,7 +32,7 @@ from spikec.compiler.floatir import (
     identity_op,
     weighted_index,
 )
-from spikec.errors import UnsupportedError
+from spikec.errors import MissingActivationError, UnsupportedError
 from spikec.ir.nodes import Flatten, SumPool2d
 
 Shape = tuple[int, ...]
@@ -90,7 +90,7 @@ class Expr:
         terms = []
         for t in self.terms:
             if t.weighted:
-                raise UnsupportedError(
+                raise MissingActivationError(
                     f"{where}: follows {t.origin or 'another linear layer'} with no activation between "
                     "them; spikec needs an activation (ReLU or clip) between two linear layers "
                     "(merge them into one, or insert an activation)")

@@ -166,7 +166,8 @@ class FloatLayer:
     torch.fx node name it came from. bias: float, scalar / per-channel / full shape (None = 0).
     theta: float activation units, scalar or per-channel (None until thresholds are assigned).
     clip: the ClipActivation threshold if the activation was one (None for ReLU, input, readout).
-    v_init: initial membrane as a fraction of theta. fields: extra IF fields from the method policy.
+    v_init: initial membrane as a fraction of theta. fields: extra IF fields (the method policy's;
+    a signed clip's own {"theta_neg": 1.0, "gate": "none"}, set at lowering, in theta units).
     scale: for the input, integer input units per float input unit.
     channels: (start, stop) when the layer is one slice of its fx node's output channels (an
     activation of a concatenation, split per part); None for the whole output.
@@ -186,6 +187,11 @@ class FloatLayer:
     scale: float = 1.0
     notes: dict = field(default_factory=dict)
     channels: tuple[int, int] | None = None
+
+    @property
+    def signed(self) -> bool:
+        """Whether the layer emits -1 spikes too (a signed clip: fields hold theta_neg)."""
+        return self.fields.get("theta_neg") is not None
 
 
 @dataclass(frozen=True, eq=False)

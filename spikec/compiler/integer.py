@@ -116,7 +116,7 @@ class LayerQuantizer:
     def src_range(self, name: str) -> tuple[float, float]:
         if self.layers[name].kind == "input":
             return -self.input_limit, self.input_limit
-        return (-1 if self.policy.signed else 0), 1
+        return (-1 if self.policy.signed or self.layers[name].signed else 0), 1
 
     def current(self, edges, weights=None, exps=None):
         lo = hi = 0.0

@@ -41,6 +41,7 @@ from spikec.ir.nodes import SumPool2d
 
 
 _BAD = re.compile(r"[^A-Za-z0-9_.]")
+SIGNED_FIELDS = {"theta_neg": 1.0, "gate": "none"}   # a signed clip's IF fields (theta units)
 
 
 class _Poison:
@@ -120,21 +121,25 @@ class Lowerer:
             if not np.all(np.isfinite(clip)) or np.any(clip <= 0):
                 raise ConversionError(f"{where}: threshold must be finite and > 0, got {clip.tolist()}")
             clip = clip.reshape(()) if clip.size == 1 else clip
+        # a signed clip: dual-threshold neurons, theta_neg = theta, no gate (SNN output in [-theta, theta])
+        fields = SIGNED_FIELDS if getattr(clip_module, "signed", False) else {}
         parts = x.channel_parts()
         if parts is None:
-            return self._if_layer(node, str(source), x, clip, kind)
+            return self._if_layer(node, str(source), x, clip, kind, fields=fields)
         outs = []
         for lo, part in parts:   # one IF layer per concatenated part: weights stay unpadded
             hi = lo + part.shape[0]
             part_clip = clip[lo:hi] if clip is not None and clip.ndim == 1 else clip
-            outs.append(self._if_layer(node, str(source), part, part_clip, kind, (lo, hi)))
+            outs.append(self._if_layer(node, str(source), part, part_clip, kind, (lo, hi), fields))
         return Expr.concat(outs, where)
 
-    def _if_layer(self, node: fx.Node, source: str, x: Expr, clip, kind: str, channels=None) -> Expr:
+    def _if_layer(self, node: fx.Node, source: str, x: Expr, clip, kind: str, channels=None,
+                  fields=None) -> Expr:
         suffix = "" if channels is None else f".c{channels[0]}_{channels[1]}"
         name = self.unique_name(source + suffix, node.name + suffix)
         self.layers.append(FloatLayer(name, "if", x.shape, source=source, node=node.name,
-                                      bias=x.compact_bias(), clip=clip, activation=kind, channels=channels))
+                                      bias=x.compact_bias(), clip=clip, activation=kind, channels=channels,
+                                      fields=dict(fields or {})))
         self.edges += [FloatEdge(src, name, ops) for src, ops in x.edge_chains()]
         return Expr.of_population(name, x.shape)
 
@@ -154,7 +159,7 @@ class Lowerer:
                 bounded = False
                 continue
             op = t.ops[weighted_index(t.ops)] if t.weighted else None
-            if src is None or src.kind != "if" or op is None or np.any(op.weight < 0):
+            if src is None or src.kind != "if" or src.signed or op is None or np.any(op.weight < 0):
                 what = "the model input" if src is not None and src.kind == "input" else "a signed value"
                 raise UnsupportedError(f"{where}: padded or ceil-mode pooling becomes a relay IF layer, which "
                                        f"needs a non-negative input (activation outputs); here it pools {what}; "

@@ -12,7 +12,11 @@ rewritten node by node:
   * nn.MaxPool2d / F.max_pool2d / torch.max_pool2d become nn.AvgPool2d with the same kernel,
     stride, padding and ceil_mode; with ceil_mode the divisor is fixed to k*k (divisor_override),
     the uniform average the compiler can lower. nn.AdaptiveMaxPool2d / F.adaptive_max_pool2d
-    become nn.AdaptiveAvgPool2d. Max pooling with dilation or return_indices is left as it is.
+    become nn.AdaptiveAvgPool2d. Max pooling with dilation or return_indices is left as it is;
+  * linear bottlenecks (linear_bottlenecks="signed", the default): a value that goes from one
+    linear layer into another with no activation between them (MobileNetV2's projection conv + BN,
+    or the residual sum after it) gets a SignedClip, clamp(x, -lam, lam), calibrated on |x|; the
+    compiler turns it into dual-threshold (signed) IF neurons.
 
 An activation module replaces the node's module at the same path (its first call) or is added
 next to it / inside the module whose forward called the function ("layer1.0.relu_1",
@@ -28,9 +32,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from spikec.compiler.frontend import as_input_tensor, module_scope, trace
-from spikec.errors import ConversionError
+from spikec.compiler.lowering import Lowerer
+from spikec.errors import ConversionError, MissingActivationError
 from spikec.quantize.calibrate import calibrate_thresholds
 from spikec.quantize.replace import KINDS
+from spikec.quantize.signed import SignedClip
+
+BOTTLENECK_MODES = ("signed", None)
 
 _RELU_FUNCTIONS = {F.relu: False, torch.relu: False, F.relu_: True, torch.relu_: True}
 _RELU_METHODS = {"relu": False, "relu_": True}
@@ -181,7 +189,7 @@ def _redirect_later_uses(graph: fx.Graph, source: fx.Node, old: fx.Node, new: fx
 
 
 def prepare(model: nn.Module, example_input, kind: str = "qcfs", levels: int | None = 4, calibration=None,
-            percentile: float = 99.9) -> fx.GraphModule:
+            percentile: float = 99.9, linear_bottlenecks: str | None = "signed") -> fx.GraphModule:
     """A rewritten copy of `model` (a torch.fx GraphModule, eval mode) that spikec can convert.
 
     Every ReLU-like activation becomes a `kind` clip activation ("qcfs": QCFS with `levels` steps;
@@ -190,9 +198,17 @@ def prepare(model: nn.Module, example_input, kind: str = "qcfs", levels: int | N
     becomes average pooling (see the module docstring). Fine-tune the result (spikec.quantize.train)
     before compiling: the activations and pools compute a different function. What cannot be
     converted stays; spikec.check(prepared, x) lists it. The user's model is not modified.
+
+    linear_bottlenecks="signed" (default): where a linear layer's output reaches another linear
+    layer with no activation between them (MobileNetV2 / MnasNet projection convs, with or without
+    the residual addition after them), a SignedClip (same `levels`; threshold = the `percentile`
+    of |input|) goes on that value, shared by all its users; the compiler makes it a dual-threshold
+    IF layer. None leaves such chains alone (spikec.check reports them).
     """
     if kind not in KINDS:
         raise ConversionError(f"unknown activation kind {kind!r}; expected one of {sorted(KINDS)}")
+    if linear_bottlenecks not in BOTTLENECK_MODES:
+        raise ConversionError(f"linear_bottlenecks must be one of {BOTTLENECK_MODES}, got {linear_bottlenecks!r}")
     example = as_input_tensor(example_input)
     calib = example if calibration is None else as_input_tensor(calibration, "calibration")
     if calib.shape[1:] != example.shape[1:]:
@@ -216,11 +232,41 @@ def prepare(model: nn.Module, example_input, kind: str = "qcfs", levels: int | N
             bounds[new.target] = bound
     gm.graph.lint()
     gm.recompile()
+    if linear_bottlenecks == "signed":
+        insert_signed_clips(gm, rw, example, levels)
     # rebuild: submodules registered in the order the graph calls them, so calibration goes front to back
     gm = fx.GraphModule(gm, gm.graph, class_name=type(model).__name__).eval()
-    if any(isinstance(m, tuple(KINDS.values())) for m in gm.modules()):
+    if any(isinstance(m, (*KINDS.values(), SignedClip)) for m in gm.modules()):
         _calibrate(gm, calib, percentile, bounds)
     return gm
+
+
+def insert_signed_clips(gm: fx.GraphModule, rw: _Rewriter, example: torch.Tensor, levels: int | None) -> list[str]:
+    """Put a SignedClip on every value that reaches a linear layer straight from another linear layer
+    (found by the compiler's own lowering walk: its MissingActivationError problems); return their
+    module paths. The clip replaces the value for all of its users (the residual addition too)."""
+    sources: list[fx.Node] = []
+    for node, err in Lowerer(gm, example).walk():
+        arg = node.args[0] if node.args else node.kwargs.get("input")
+        if isinstance(err, MissingActivationError) and isinstance(arg, fx.Node) and arg not in sources:
+            sources.append(arg)
+    paths = []
+    for src in sources:
+        if src.op == "call_module":
+            scope = str(src.target).rpartition(".")[0]
+        else:
+            scope = module_scope(src)[0]
+        path = rw.free_path(f"{scope}.signed_clip" if scope else "signed_clip")
+        rw.install(path, SignedClip(levels=levels, threshold=1.0))
+        with gm.graph.inserting_after(src):
+            new = gm.graph.call_module(path, (src,))
+        new.meta = {k: v for k, v in src.meta.items() if k in ("nn_module_stack", "stack_trace")}
+        src.replace_all_uses_with(new, delete_user_cb=lambda user, new=new: user is not new)
+        paths.append(path)
+    if paths:
+        gm.graph.lint()
+        gm.recompile()
+    return paths
 
 
 def _calibrate(gm: fx.GraphModule, calib: torch.Tensor, percentile: float, bounds: dict[str, float]) -> None:
@@ -242,4 +288,4 @@ def _calibrate(gm: fx.GraphModule, calib: torch.Tensor, percentile: float, bound
         gm.get_submodule(path).lam.data.clamp_(max=bound)
 
 
-__all__ = ["prepare", "activation_bound", "avg_pool_for"]
+__all__ = ["prepare", "activation_bound", "avg_pool_for", "insert_signed_clips"]

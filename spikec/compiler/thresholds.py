@@ -98,6 +98,7 @@ def assign_thresholds(fir: FloatGraph, stats: dict[str, np.ndarray] | None, poli
                 notes["dead_channels"] = int(dead.sum())
                 theta = np.where(dead, theta[~dead].max(), theta)
         fields = dict(policy.if_fields({"name": layer.name, "source": layer.source, "shape": layer.shape}))
+        fields.update(layer.fields)   # a signed clip's own theta_neg / gate win over the method's
         new[layer.name] = replace(layer, theta=theta, v_init=policy.v_init, fields=fields,
                                   notes={**layer.notes, **notes})
     return fir.replace_layers(new)

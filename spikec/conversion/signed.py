@@ -26,13 +26,18 @@ GATES = ("net", "none")
 
 
 def apply_signed(graph: Graph, kappa: float = 1.0, gate: str = "net") -> Graph:
-    """Return a copy of `graph` whose IF layers also emit -1 spikes (theta_neg = round(kappa*theta))."""
+    """Return a copy of `graph` whose IF layers also emit -1 spikes (theta_neg = round(kappa*theta)).
+
+    Layers that are already signed without a gate (the compiler's signed clips of linear
+    bottlenecks, spikec.quantize.SignedClip) keep their neurons."""
     if gate not in GATES:
         raise ConversionError(f"ecl gate must be one of {GATES}, got {gate!r}")
     if not kappa > 0:
         raise ConversionError(f"ecl kappa must be > 0, got {kappa!r}")
 
     def signed(layer):
+        if layer.theta_neg is not None and layer.gate == "none":
+            return {}   # a signed clip's layer (linear bottleneck): already symmetric, no gate
         if layer.theta_neg is not None:
             raise ConversionError(f"{layer.name}: already has a negative threshold")
         if layer.reset != "subtract":

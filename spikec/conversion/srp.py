@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 from spikec.conversion.graphs import map_if, replace_nodes
-from spikec.errors import ConversionError
+from spikec.errors import ConversionError, UnsupportedError
 from spikec.ir import Graph
 
 
@@ -24,6 +24,10 @@ def apply_srp(graph: Graph, tau: int) -> Graph:
         [graph.readout.name] if graph.readout.skip else [])
     if already:
         raise ConversionError(f"SRP applied twice: {already} already have a pre-simulation phase")
+    signed = [p.name for p in graph.if_layers if p.theta_neg is not None and p.gate == "none"]
+    if signed:
+        raise UnsupportedError(f"SRP cannot run signed-clip layers {signed[:3]}{'...' if len(signed) > 3 else ''}: "
+                               "its residual mask (v > 0) would silence every neuron carrying a negative value")
     staged = map_if(graph, lambda layer: {"presim": tau},
                     meta={"srp": {"presim": tau}})
     return replace_nodes(staged, {graph.readout.name: dataclasses.replace(graph.readout, skip=tau)})

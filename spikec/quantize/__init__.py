@@ -5,6 +5,8 @@ from spikec.quantize.calibrate import calibrate_thresholds
 from spikec.quantize.ecl import ECLClip
 from spikec.quantize.qcfs import QCFS
 from spikec.quantize.replace import replace_relu
+from spikec.quantize.signed import SignedClip
 from spikec.quantize.train import evaluate, train
 
-__all__ = ["ClipActivation", "QCFS", "ECLClip", "replace_relu", "train", "evaluate", "calibrate_thresholds"]
+__all__ = ["ClipActivation", "QCFS", "ECLClip", "SignedClip", "replace_relu", "train", "evaluate",
+           "calibrate_thresholds"]

@@ -20,7 +20,7 @@ from spikec.quantize.qcfs import _LearnedThreshold
 def calibrate_thresholds(model: nn.Module, x: torch.Tensor, percentile: float = 99.9,
                          batch_size: int = 256) -> dict[str, float]:
     """Set every trainable-threshold activation's `lam` to the `percentile` of its positive inputs
-    over the calibration images `x`; return {module path: new threshold}.
+    (of |input| for a signed clip) over the calibration images `x`; return {module path: new threshold}.
 
     Layers are calibrated one after another, front to back, so each sees the outputs of already
     calibrated layers before it. The model runs in the mode it is in (eval: BN running statistics;
@@ -44,10 +44,12 @@ def calibrate_thresholds(model: nn.Module, x: torch.Tensor, percentile: float = 
         finally:
             hook.remove()
         values = torch.cat(seen)
+        if act.signed:   # a signed clip covers both signs: the percentile of |input|
+            values = values.abs()
         positive = values[values > 0]
         if positive.numel() == 0:
-            raise ConversionError(f"activation {name!r} sees no positive input on the calibration data; "
-                                  "its threshold cannot be set from data")
+            raise ConversionError(f"activation {name!r} sees no {'nonzero' if act.signed else 'positive'} input "
+                                  "on the calibration data; its threshold cannot be set from data")
         k = max(1, int(round(positive.numel() * percentile / 100.0)))
         threshold = float(positive.kthvalue(min(k, positive.numel())).values)
         act.lam.data.fill_(threshold)

@@ -1,0 +1,54 @@
+"""Signed clip activation for linear bottlenecks (MobileNetV2 / MnasNet projection outputs).
+
+An inverted-residual block ends in a 1x1 projection conv + BN with no activation; its signed
+output feeds the next block's conv and the residual addition. spikec needs an activation between
+two linear layers, so `spikec.prepare` puts a SignedClip there. In the SNN it becomes a
+dual-threshold IF layer (IF.theta_neg = theta, gate "none", subtract reset both ways,
+v_init = theta/2 under the QCFS-style methods):
+
+    levels=None:  y = clamp(z, -lam, lam)
+    levels=L:     y = lam / L * clamp(trunc(z L / lam + 1/2), -L, L)
+
+The quantised form is exactly what such a neuron emits at T = L on a constant input z: starting
+at theta/2, a positive spike needs +theta/2 of input and each further one theta (round half up),
+a negative spike needs -3 theta/2 and then -theta each (so the negative side rounds with a shift
+of -1/2 instead of +1/2); trunc(u + 1/2) is both in one expression. The asymmetry is the price of
+v_init = theta/2 with symmetric thresholds +-theta (the IR ties the negative threshold to its
+reset); fine-tuning through this quantiser lets the network adapt to it. trunc uses a
+straight-through gradient; lam gets its gradient from autograd, as in QCFS.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from spikec.quantize.qcfs import _LearnedThreshold
+
+
+def trunc_ste(x: torch.Tensor) -> torch.Tensor:
+    """trunc(x) (round toward zero) in the forward pass, identity gradient in the backward pass."""
+    return x + (torch.trunc(x) - x).detach()
+
+
+def signed_quantised_clip(z: torch.Tensor, lam: torch.Tensor, levels: int) -> torch.Tensor:
+    """lam / L * clamp(trunc(z L / lam + 1/2), -L, L) with a straight-through trunc."""
+    unit = torch.clamp(z / lam, -1.0 - 0.5 / levels, 1.0)
+    return torch.clamp(trunc_ste(unit * levels + 0.5), -levels, levels) / levels * lam
+
+
+class SignedClip(_LearnedThreshold):
+    """y = clamp(z, -lam, lam) (levels=None) or its L-level quantised form (see module docstring);
+    one trainable lam per layer. The compiler makes it a signed (dual-threshold) IF layer."""
+
+    signed = True
+
+    def __init__(self, levels: int | None = 4, threshold: float = 1.0):
+        super().__init__(levels, threshold)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.levels is None:
+            return torch.minimum(torch.maximum(z, -self.lam), self.lam)
+        return signed_quantised_clip(z, self.lam, self.levels)
+
+
+__all__ = ["SignedClip", "signed_quantised_clip", "trunc_ste"]
