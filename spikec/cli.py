@@ -20,7 +20,18 @@ from rich.console import Console
 
 from spikec import EXPORTERS
 from spikec.backends import BACKENDS
-from spikec.cli_io import DATA_HELP, cli_hint, console, emit, make_parent, one_line, samples, show_findings
+from spikec.cli_io import (
+    ANN_HELP,
+    DATA_HELP,
+    cli_hint,
+    console,
+    emit,
+    load_ann,
+    make_parent,
+    one_line,
+    samples,
+    show_findings,
+)
 from spikec.errors import SpikecError
 
 EXIT_BAD_INPUT = 2
@@ -221,9 +232,12 @@ def _verify_dataset(graph, data, steps, names, baseline, limit, batch_size, as_j
                                                    "horowitz-int8"]),
               help="energy constant set [default: the hardware's own]")
 @click.option("--backend", type=BACKEND, default="torch", show_default=True, help="the simulator to run on")
+@click.option("--ann", help=f"{ANN_HELP}; its MACs are the baseline [default: counted from the graph]")
+@click.option("--ann-weights", type=click.Path(dir_okay=False), help="state dict (.pt) for --ann's factory")
 @click.option("--wide", is_flag=True, help="show every column of the per-layer table")
 @click.option("--json", "as_json", is_flag=True, help="print the estimate and warnings as JSON")
-def estimate_cmd(graph_path, input_path, data, limit, steps, hardware, energy_model, backend, wide, as_json):
+def estimate_cmd(graph_path, input_path, data, limit, steps, hardware, energy_model, backend, ann, ann_weights, wide,
+                 as_json):
     """Synaptic operations, energy and Loihi cores of a graph on given samples."""
     import spikec
     from spikec.analysis.diagnostics import silent_layers
@@ -231,7 +245,8 @@ def estimate_cmd(graph_path, input_path, data, limit, steps, hardware, energy_mo
     graph = _load_graph(graph_path)
     x, _ = samples(graph, input_path, data, limit)
     kwargs = {} if energy_model is None else {"energy_model": energy_model}
-    est = spikec.estimate(graph, x, steps, hardware=hardware, backend=backend, **kwargs)
+    est = spikec.estimate(graph, x, steps, hardware=hardware, backend=backend, model=load_ann(ann, ann_weights),
+                          **kwargs)
     counts = {r.name: r.spikes for r in est.layers if r.kind == "if"}
     findings = silent_layers(graph, counts, est.hardware_steps)
     if as_json:

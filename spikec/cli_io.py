@@ -196,3 +196,20 @@ def build_model(spec: str, weights: str | None, activation: str | None = None, l
             raise ConversionError(f"{weights} does not fit {spec}: {one_line(err, 400)}; "
                                   f"{weights_hint(str(err))}") from None
     return model.eval()
+
+
+ANN_HELP = ("the float model the graph was compiled from: a shipped name (e.g. cifar10_vgg_small_qcfs) or "
+            "package.module:factory (with --ann-weights)")
+
+
+def load_ann(spec: str | None, weights: str | None):
+    """The float ANN named by --ann (a shipped pretrained name or a factory), or None."""
+    if spec is None:
+        if weights is not None:
+            raise click.UsageError("--ann-weights goes with --ann package.module:factory")
+        return None
+    if ":" not in spec:
+        from spikec.models import pretrained
+
+        return pretrained(spec)
+    return build_model(spec, weights)

@@ -147,3 +147,31 @@ def test_check_lists_problems_within_80_columns(tmp_path, monkeypatch):
     assert [p["op"] for p in listed] == ["MaxPool2d"]
     res = runner.invoke(main, ["check", "--model", "cli_pool:clean", "--input-shape", "1,8,8"])
     assert res.exit_code == 0 and "no problems" in res.stdout
+
+
+def test_ann_beside_the_snn_in_eval_and_estimate(tmp_path, monkeypatch):
+    from spikec.datasets import digits
+
+    (tmp_path / "cli_ann.py").write_text(
+        "import torch\n\nfrom spikec.models import small_cnn\nfrom spikec.quantize import replace_relu\n\n\n"
+        "def make():\n    torch.manual_seed(0)\n"
+        "    return replace_relu(small_cnn(8, channels=8), 'qcfs', 4, threshold=1.0).eval()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from cli_ann import make
+
+    split = digits()
+    x, y = split.x_test[:40], split.y_test[:40]
+    graph = spikec.compile(make(), x[:1])
+    spikec.save(graph, tmp_path / "g.h5")
+    np.savez(tmp_path / "d.npz", x=x.numpy(), y=y.numpy())
+    res = invoke("eval", tmp_path / "g.h5", "--data", tmp_path / "d.npz", "--steps", 4, "--ann", "cli_ann:make",
+                 "--json")
+    assert res.exit_code == 0, res.output
+    want = spikec.evaluate(graph, (x, y), 4, model=make(), progress=False)
+    assert json.loads(res.stdout)["ann_correct"] == want.ann_correct is not None
+    res = invoke("estimate", tmp_path / "g.h5", "--data", tmp_path / "d.npz", "--limit", 2, "--steps", 2, "--ann",
+                 "cli_ann:make", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["ann"]["source"] == "model"
+    res = invoke("estimate", tmp_path / "g.h5", "--data", tmp_path / "d.npz", "--steps", 2, "--ann-weights", "w.pt")
+    assert res.exit_code == 2 and "--ann-weights goes with --ann" in res.output
