@@ -72,7 +72,16 @@ def _load_graph(path: str):
 @click.version_option(package_name="spikec")
 @click.option("--debug", is_flag=True, help="show the full traceback of an error")
 def main(debug):
-    """spikec: convert PyTorch CNNs to integer IF spiking networks and run them bit-exactly."""
+    """spikec: convert PyTorch CNNs to integer IF spiking networks and run them bit-exactly.
+
+    Start with the model and images shipped with spikec:
+
+    \b
+      spikec compile --pretrained cifar10_vgg_small_qcfs --input-range 0,1 -o g.h5
+      spikec eval g.h5 --data cifar10-subset --limit 100 --steps 32
+      spikec verify g.h5 --data cifar10-subset --limit 1 --steps 2 --backends torch
+
+    `spikec COMMAND --help` lists a command's options with their choices and defaults."""
 
 
 BACKEND = click.Choice(list(BACKENDS))   # the registry, SPIKEC_BACKENDS entries included
