@@ -155,8 +155,9 @@ def combined_error(lowerer, problems: list[tuple[fx.Node, Exception]]) -> Unsupp
     """One UnsupportedError for all problems: the original message when there is one, else a list."""
     rows = [problem(node, err, lowerer.modules) for node, err in problems]
     if len(rows) == 1:
-        text = str(problems[0][1])
-        return UnsupportedError(f"{text}\n    -> {rows[0].suggestion}" if rows[0].suggestion else text)
+        err = problems[0][1]
+        cls = type(err) if isinstance(err, UnsupportedError) else UnsupportedError   # keep a subclass
+        return cls(f"{err}\n    -> {rows[0].suggestion}" if rows[0].suggestion else str(err))
     lines = [f"{len(rows)} constructs cannot be converted (spikec.check(model, x) lists them as rows):"]
     lines += [f"  {i}. {row}" for i, row in enumerate(rows, 1)]
     if any("is not supported" in row.message for row in rows):

@@ -7,15 +7,17 @@ dual-threshold IF layer (IF.theta_neg = theta, gate "none", subtract reset both 
 v_init = theta/2 under the QCFS-style methods):
 
     levels=None:  y = clamp(z, -lam, lam)
-    levels=L:     y = lam / L * clamp(trunc(z L / lam + 1/2), -L, L)
+    levels=L:     y = lam / L * trunc(clamp(z / lam, -1, 1) * L + 1/2)     in [-(L-1)/L lam, lam]
 
-The quantised form is exactly what such a neuron emits at T = L on a constant input z: starting
-at theta/2, a positive spike needs +theta/2 of input and each further one theta (round half up),
-a negative spike needs -3 theta/2 and then -theta each (so the negative side rounds with a shift
-of -1/2 instead of +1/2); trunc(u + 1/2) is both in one expression. The asymmetry is the price of
-v_init = theta/2 with symmetric thresholds +-theta (the IR ties the negative threshold to its
-reset); fine-tuning through this quantiser lets the network adapt to it. trunc uses a
-straight-through gradient; lam gets its gradient from autograd, as in QCFS.
+The quantised form is what such a neuron emits at T = L on a constant input z with
+|z| < 1.5 lam: starting at theta/2, a positive spike needs +theta/2 of input and each further one
+theta (round half up, as QCFS), a negative spike needs -3 theta/2 and then -theta each, so the
+negative side rounds with a shift of -1/2 instead of +1/2 and reaches only -(L-1) spikes
+(trunc(u + 1/2) is both sides in one expression). Only an input beyond -1.5 lam makes the neuron
+fire -1 at every step (-L). This asymmetry is the price of v_init = theta/2 with thresholds
++-theta (the IR ties the negative threshold to its reset); fine-tuning through the quantiser lets
+the network adapt to it. trunc uses a straight-through gradient; lam gets its gradient from
+autograd, as in QCFS.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ def trunc_ste(x: torch.Tensor) -> torch.Tensor:
 
 
 def signed_quantised_clip(z: torch.Tensor, lam: torch.Tensor, levels: int) -> torch.Tensor:
-    """lam / L * clamp(trunc(z L / lam + 1/2), -L, L) with a straight-through trunc."""
-    unit = torch.clamp(z / lam, -1.0 - 0.5 / levels, 1.0)
-    return torch.clamp(trunc_ste(unit * levels + 0.5), -levels, levels) / levels * lam
+    """lam / L * trunc(clamp(z / lam, -1, 1) * L + 1/2) with a straight-through trunc."""
+    unit = torch.clamp(z / lam, -1.0, 1.0)
+    return trunc_ste(unit * levels + 0.5) / levels * lam
 
 
 class SignedClip(_LearnedThreshold):

@@ -1,0 +1,171 @@
+"""Linear bottlenecks (MobileNetV2-style projection conv + BN, no activation): SignedClip on the
+ANN side, dual-threshold IF layers in the graph, spikec.prepare inserting them, torch == reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from equivalence import assert_traces_equal
+from torch import nn
+
+import spikec
+from spikec import IF, Dense, Edge, Graph, Input, Readout, run
+from spikec.errors import ConversionError, MissingActivationError, UnsupportedError
+from spikec.models import InvertedResidual
+from spikec.quantize import QCFS, SignedClip
+
+
+def signed_clips(model) -> dict[str, SignedClip]:
+    return {n: m for n, m in model.named_modules() if isinstance(m, SignedClip)}
+
+
+# --------------------------------------------------------------------------- the neuron and the ANN clip
+
+
+def one_signed_layer(weight, theta: int) -> Graph:
+    n = len(weight)
+    pops = [Input("x", (1,), value_bits=12),
+            IF("l0", (n,), theta=np.int64(theta), v_init=np.int64(theta // 2), theta_neg=np.int64(theta)),
+            Readout("out", (n,))]
+    edges = [Edge("x", "l0", (Dense(np.asarray(weight, np.int64)[:, None]),)),
+             Edge("l0", "out", (Dense(np.eye(n, dtype=np.int64)),))]
+    return Graph(pops, edges).validate()
+
+
+@pytest.mark.parametrize("backend", ["reference", "torch"])
+def test_signed_neuron_at_t_equals_l_is_the_signed_quantiser(backend):
+    theta = 8
+    z = np.arange(-3 * theta, 2 * theta + 1)          # constant currents, both signs, beyond the clip
+    g = one_signed_layer(z, theta)
+    for steps in (1, 2, 3, 4, 7, 16):
+        counts = run(g, np.ones((1, 1), np.int64), steps, backend=backend).output[0]
+        clip = SignedClip(levels=steps, threshold=float(theta))
+        expected = np.rint(clip(torch.tensor(z, dtype=torch.float64)).detach().numpy() * steps / theta)
+        near = 2 * z > -3 * theta                      # exact for z > -1.5 theta (see spikec/quantize/signed.py)
+        assert np.array_equal(counts[near], expected[near]), (steps, counts, expected)
+        assert np.all(counts[~near] == -steps) and np.all(expected[~near] == -(steps - 1))
+        assert counts.max() == steps and expected.max() == steps
+
+
+def test_signed_clip_module():
+    z = torch.linspace(-3, 3, 61, requires_grad=True)
+    pure = SignedClip(levels=None, threshold=1.5)
+    y = pure(z)
+    assert torch.equal(y, z.clamp(-1.5, 1.5))
+    y.sum().backward()
+    assert float(pure.lam.grad) == float((z > 1.5).sum() - (z < -1.5).sum())
+    q = SignedClip(levels=4, threshold=2.0)(z).detach()
+    assert set((q * 2).tolist()) <= set(range(-3, 5)) and float(q.min()) == -1.5 and float(q.max()) == 2.0
+    assert SignedClip.signed and not QCFS.signed
+    with pytest.raises(ConversionError):
+        SignedClip(levels=0)
+    with pytest.raises(ConversionError):
+        SignedClip(threshold=-1.0)
+
+
+# --------------------------------------------------------------------------- prepare + compile
+
+
+class Bottlenecks(nn.Module):
+    """stem, then two inverted residuals (the second with its residual add), twice."""
+
+    def __init__(self, residual_first: bool = False):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+        self.blocks = nn.Sequential(*[InvertedResidual(4, 4, 1, 2, residual=residual_first or i % 2 == 1)
+                                      for i in range(4)])
+        self.head = nn.Linear(4 * 6 * 6, 5)
+
+    def forward(self, x):
+        return self.head(torch.flatten(self.blocks(self.stem(x)), 1))
+
+
+def random_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.rand(n, generator=gen) - 0.5)
+            m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.rand(n, generator=gen) - 0.5)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return random_bn(Bottlenecks())
+
+
+@pytest.fixture(scope="module")
+def images():
+    return torch.rand(32, 1, 6, 6, generator=torch.Generator().manual_seed(1))
+
+
+def test_check_reports_bottlenecks_and_suggests_prepare(net, images):
+    problems = spikec.check(net, images[:1])
+    assert len(problems) == 4   # blocks 1, 2, 3 and the head each follow a projection (+ add)
+    assert all(p.fixable and "SignedClip" in p.suggestion for p in problems)
+    with pytest.raises(UnsupportedError, match="no activation between"):
+        spikec.compile(net, images[:1])
+    with pytest.raises(MissingActivationError):
+        spikec.compile(nn.Sequential(nn.Flatten(), nn.Linear(36, 8), nn.Linear(8, 3)), images[:1])
+
+
+def test_prepare_inserts_calibrated_signed_clips(net, images):
+    prepared = spikec.prepare(net, images[:1], calibration=images)
+    clips = signed_clips(prepared)
+    assert len(clips) == 4 and spikec.check(prepared, images[:1]) == []
+    # one clip per value, shared by the next conv and the residual add: block 2's output feeds both
+    users = [n for n in prepared.graph.nodes if n.op == "call_module" and n.target == "blocks.2.conv.signed_clip"]
+    assert len(users) == 1 and {u.op for u in users[0].users} == {"call_module", "call_function"}
+    # threshold = 99.9th percentile of |input| (the first clip sees block 0's projection output)
+    seen = []
+    hook = prepared.get_submodule("blocks.0.conv.signed_clip").register_forward_hook(
+        lambda _m, inp, _o: seen.append(inp[0].abs().flatten()))
+    prepared(images)
+    hook.remove()
+    values = torch.cat(seen)
+    values = values[values > 0]
+    k = int(round(values.numel() * 0.999))
+    assert float(clips["blocks.0.conv.signed_clip"].lam) == pytest.approx(float(values.kthvalue(k).values))
+    assert spikec.check(spikec.prepare(net, images[:1], linear_bottlenecks=None), images[:1])
+    with pytest.raises(ConversionError):
+        spikec.prepare(net, images[:1], linear_bottlenecks="relu")
+
+
+@pytest.mark.parametrize("residual_first", [False, True])
+def test_signed_layers_compile_and_torch_equals_reference(residual_first, images):
+    torch.manual_seed(2)
+    prepared = spikec.prepare(random_bn(Bottlenecks(residual_first), 3), images[:1], calibration=images)
+    graph = spikec.compile(prepared, images[:1], method="qcfs", steps=8)
+    by_source = {r["name"]: r["source"] for r in graph.meta["layers"]}
+    signed = [p for p in graph.if_layers if p.theta_neg is not None]
+    assert {by_source[p.name] for p in signed} == set(signed_clips(prepared))
+    for p in graph.if_layers:
+        if p.theta_neg is not None:
+            assert np.array_equal(p.theta_neg, p.theta) and p.gate == "none"
+            assert np.array_equal(p.v_init, p.theta // 2)
+    x = graph.encode(images[:2].numpy())
+    ref = run(graph, x, 8, backend="reference", record=True)
+    got = run(graph, x, 8, backend="torch", record=True)
+    assert_traces_equal(got, ref)
+    assert any((ref.spikes[p.name] < 0).any() for p in signed)   # the signed path is exercised
+
+
+def test_signed_layers_with_other_methods(net, images):
+    prepared = spikec.prepare(net, images[:1], calibration=images)
+    ecl = spikec.compile(prepared, images[:1], method="ecl")
+    gates = {p.gate for p in ecl.if_layers if np.array_equal(p.theta_neg, p.theta) and p.gate == "none"}
+    assert gates == {"none"} and {p.gate for p in ecl.if_layers} == {"none", "net"}
+    with pytest.raises(UnsupportedError, match="SRP"):
+        spikec.compile(prepared, images[:1], method="srp")
+
+
+def test_padded_pool_of_a_signed_value_is_refused(images):
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), SignedClip(threshold=1.0),
+                          nn.AvgPool2d(3, 2, padding=1), nn.Flatten(), nn.Linear(18, 3))
+    with pytest.raises(UnsupportedError, match="signed value"):
+        spikec.compile(model.eval(), images[:1])
