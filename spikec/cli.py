@@ -23,6 +23,8 @@ from spikec.backends import BACKENDS
 from spikec.cli_io import (
     ANN_HELP,
     DATA_HELP,
+    OPTION_HELP,
+    backend_options,
     cli_hint,
     console,
     emit,
@@ -111,9 +113,10 @@ def _record_options(graph, n: int, steps: int, backend: str) -> dict:
 @click.option("--limit", type=click.IntRange(1), help="run only the first N samples")
 @click.option("--steps", type=click.IntRange(1), required=True, help="evaluated time steps T")
 @click.option("--backend", type=BACKEND, default="torch", show_default=True, help="the simulator to run on")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help=OPTION_HELP)
 @click.option("--per-sample", is_flag=True, help="also print each sample's prediction and readout")
 @click.option("--json", "as_json", is_flag=True, help="print the result (every sample) and warnings as JSON")
-def run_cmd(graph_path, input_path, labels_path, data, limit, steps, backend, per_sample, as_json):
+def run_cmd(graph_path, input_path, labels_path, data, limit, steps, backend, options, per_sample, as_json):
     """Run a compiled graph on samples; with labels (--labels or --data) report the accuracy.
 
     \b
@@ -126,7 +129,8 @@ def run_cmd(graph_path, input_path, labels_path, data, limit, steps, backend, pe
 
     graph = _load_graph(graph_path)
     x, y = samples(graph, input_path, data, limit, labels_path)
-    trace = spikec.run(graph, x, steps, backend=backend, **_record_options(graph, len(x), steps, backend))
+    trace = spikec.run(graph, x, steps, backend=backend, **_record_options(graph, len(x), steps, backend),
+                       **backend_options(options, backend))
     findings = trace_findings(graph, trace)
     predictions = trace.predictions()
     correct = None if y is None else int((predictions == y).sum())

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from spikec.cli_io import ANN_HELP
+from spikec.cli_io import ANN_HELP, OPTION_HELP
 
 MARKS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
@@ -27,13 +27,14 @@ MARKS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 @click.option("--limit", type=click.IntRange(1), default=None, help="evaluate only the first N samples")
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
 @click.option("--backend", default="torch", show_default=True, type=click.Choice(["torch", "reference"]))
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help=OPTION_HELP)
 @click.option("--checkpoint", type=click.Path(dir_okay=False), help="record finished batches here; rerun to resume")
 @click.option("--plot", type=click.Path(dir_okay=False), help="write the accuracy-against-T plot (PNG)")
 @click.option("--ann", help=f"{ANN_HELP}; its accuracy is reported beside the SNN's")
 @click.option("--ann-weights", type=click.Path(dir_okay=False), help="state dict (.pt) for --ann's factory")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
-def eval_cmd(graph_path, data, split, steps, at, limit, batch_size, backend, checkpoint, plot, ann, ann_weights,
-             as_json):
+def eval_cmd(graph_path, data, split, steps, at, limit, batch_size, backend, options, checkpoint, plot, ann,
+             ann_weights, as_json):
     """Accuracy of a compiled graph on a labelled data set at every T (one run to --steps).
 
     Under `torchrun --nproc_per_node N spikec eval ...` each process takes every N-th batch and
@@ -43,12 +44,13 @@ def eval_cmd(graph_path, data, split, steps, at, limit, batch_size, backend, che
     from spikec import evaluate, load
     from spikec.analysis.diagnostics import accuracy_falls, silent_layers
     from spikec.analysis.distributed import World
-    from spikec.cli_io import load_ann, show_findings
+    from spikec.cli_io import backend_options, load_ann, show_findings
 
     graph = load(graph_path)
     marks = [int(t) for t in at.split(",")] if at else [t for t in MARKS if t <= steps]
     ev = evaluate(graph, data, steps, backend=backend, split=split, limit=limit, batch_size=batch_size,
-                  checkpoint=checkpoint, progress=not as_json, model=load_ann(ann, ann_weights))
+                  checkpoint=checkpoint, progress=not as_json, model=load_ann(ann, ann_weights),
+                  **backend_options(options, backend))
     if World.from_env().rank != 0:
         return
     if plot:

@@ -213,3 +213,40 @@ def load_ann(spec: str | None, weights: str | None):
 
         return pretrained(spec)
     return build_model(spec, weights)
+
+
+OPTION_HELP = ("a backend option KEY=VALUE, repeatable (torch: device=cuda, chunk=N; brian2: target=cython); "
+               "numbers are read as numbers")
+
+
+INTERNAL_RUN_ARGS = ("graph", "inputs", "steps", "record", "record_v", "every_step", "count_spikes")
+
+
+def backend_options(pairs: tuple[str, ...], backend: str) -> dict:
+    """{key: value} from KEY=VALUE strings, checked against the named options of `backend`'s run();
+    ints and floats are converted, anything else stays text."""
+    import inspect
+
+    from spikec.backends import get
+
+    out: dict = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE such as device=cuda, got {pair!r}", param_hint="--option")
+        value: object = text
+        for kind in (int, float):
+            try:
+                value = kind(text)
+                break
+            except ValueError:
+                continue
+        out[key.strip()] = value
+    if out:
+        params = inspect.signature(get(backend).run).parameters
+        known = [n for n, p in params.items() if n not in INTERNAL_RUN_ARGS and p.kind is not p.VAR_KEYWORD]
+        unknown = sorted(set(out) - set(known))
+        if unknown:
+            raise click.BadParameter(f"backend {backend!r} has no option(s) {unknown}; its options: "
+                                     f"{', '.join(known) or 'none'}", param_hint="--option")
+    return out

@@ -175,3 +175,14 @@ def test_ann_beside_the_snn_in_eval_and_estimate(tmp_path, monkeypatch):
     assert json.loads(res.stdout)["ann"]["source"] == "model"
     res = invoke("estimate", tmp_path / "g.h5", "--data", tmp_path / "d.npz", "--steps", 2, "--ann-weights", "w.pt")
     assert res.exit_code == 2 and "--ann-weights goes with --ann" in res.output
+
+
+def test_backend_options_pass_through_and_are_checked(files):
+    base = invoke("run", files / "g.h5", "--input", files / "x.npz", "--steps", 6, "--json")
+    chunked = invoke("run", files / "g.h5", "--input", files / "x.npz", "--steps", 6, "--option", "chunk=1", "--json")
+    assert chunked.exit_code == 0, chunked.output
+    assert json.loads(chunked.stdout)["output"] == json.loads(base.stdout)["output"]
+    bad = invoke("run", files / "g.h5", "--input", files / "x.npz", "--steps", 6, "--option", "chunks=1")
+    assert bad.exit_code == 2 and "has no option(s) ['chunks']; its options: device, chunk" in bad.output
+    bad = invoke("eval", files / "g.h5", "--data", "digits", "--option", "chunk")
+    assert bad.exit_code == 2 and "expected KEY=VALUE" in bad.output
