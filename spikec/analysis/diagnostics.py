@@ -24,13 +24,9 @@ ACCURACY_DROP_PP = 2.0       # percentage points below the best earlier accuracy
 ACCURACY_DROP_SAMPLES = 2    # ... and at least this many samples
 
 
-def _starts(graph: Graph) -> dict[str, int]:
-    return graph.start_steps()
-
-
 def silent_layers(graph: Graph, spike_counts: dict[str, int], hardware_steps: int) -> list[Finding]:
     """IF layers with no spike in `spike_counts` ({layer: total spikes over samples and steps})."""
-    starts = _starts(graph)
+    starts = graph.start_steps()
     out = []
     for layer in graph.if_layers:
         if layer.name not in spike_counts or int(spike_counts[layer.name]) != 0:
