@@ -46,8 +46,8 @@ def eval_cmd(graph_path, data, split, steps, at, limit, batch_size, backend, opt
     from spikec.analysis.distributed import World
     from spikec.cli_io import backend_options, load_ann, show_findings
 
+    marks = _marks(at, steps)
     graph = load(graph_path)
-    marks = [int(t) for t in at.split(",")] if at else [t for t in MARKS if t <= steps]
     ev = evaluate(graph, data, steps, backend=backend, split=split, limit=limit, batch_size=batch_size,
                   checkpoint=checkpoint, progress=not as_json, model=load_ann(ann, ann_weights),
                   **backend_options(options, backend))
@@ -75,3 +75,18 @@ def eval_cmd(graph_path, data, split, steps, at, limit, batch_size, backend, opt
     console.print("saturations: " + (", ".join(f"{k} {v}" for k, v in saturated.items()) if saturated else "none"))
     sys.stdout.flush()
     show_findings(findings)
+
+
+def _marks(at: str | None, steps: int) -> list[int]:
+    """The T values to report: --at's list (each in 1..steps) or the powers of two up to steps."""
+    if not at:
+        return [t for t in MARKS if t <= steps]
+    try:
+        marks = [int(t) for t in at.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated ints such as 1,2,4,8, got {at!r}", param_hint="--at") \
+            from None
+    if not all(1 <= t <= steps for t in marks):
+        raise click.BadParameter(f"every T must lie in 1..{steps} (--steps), got {at!r}; raise --steps to read "
+                                 "larger T", param_hint="--at")
+    return marks

@@ -30,6 +30,7 @@ CLI_FLAGS = (
     ("ftbc=", "--ftbc"),
     ("srp_presim=", "--srp-tau N"),
     ("fewer steps", "a smaller --steps"),
+    ("example_input", "--input-shape C,H,W (one sample's shape, without the batch)"),
     ('format="lava"', "spikec export --format lava"),
     ("replace_relu(", "--activation qcfs --levels L (for weights trained so)"),
 )
@@ -157,7 +158,8 @@ def import_factory(spec: str):
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise click.BadParameter(f"cannot import {module_name!r}: {err}", param_hint="--model") from None
+        raise click.BadParameter(f"cannot import {module_name!r}: {err} (run spikec from the folder that holds "
+                                 "the module, or add its folder to PYTHONPATH)", param_hint="--model") from None
     if not hasattr(module, factory_name):
         raise click.BadParameter(f"{module_name} has no attribute {factory_name!r}", param_hint="--model")
     return getattr(module, factory_name)

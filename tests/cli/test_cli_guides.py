@@ -186,3 +186,8 @@ def test_backend_options_pass_through_and_are_checked(files):
     assert bad.exit_code == 2 and "has no option(s) ['chunks']; its options: device, chunk" in bad.output
     bad = invoke("eval", files / "g.h5", "--data", "digits", "--option", "chunk")
     assert bad.exit_code == 2 and "expected KEY=VALUE" in bad.output
+
+
+def test_eval_refuses_t_beyond_steps_before_running(files):
+    res = invoke("eval", files / "g.h5", "--data", files / "missing.npz", "--steps", 2, "--at", "1,4")
+    assert res.exit_code == 2 and "every T must lie in 1..2" in res.output
