@@ -85,13 +85,14 @@ class InvertedResidual(nn.Module):
     """MobileNetV2 block: 1x1 expand-BN-ReLU6, 3x3 depthwise-BN-ReLU6, 1x1 projection-BN with NO
     activation (a linear bottleneck), plus the input when the shape is kept and `residual`."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1, expand: int = 4, residual: bool = True):
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, expand: int = 4, residual: bool = True,
+                 linear: bool = True):
         super().__init__()
         hidden = c_in * expand
         self.conv = nn.Sequential(
             nn.Conv2d(c_in, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
             nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
-            nn.Conv2d(hidden, c_out, 1, bias=False), nn.BatchNorm2d(c_out))
+            nn.Conv2d(hidden, c_out, 1, bias=False), nn.BatchNorm2d(c_out), *([] if linear else [nn.ReLU6()]))
         self.residual = residual and stride == 1 and c_in == c_out
 
     def forward(self, x):
@@ -99,18 +100,20 @@ class InvertedResidual(nn.Module):
         return x + y if self.residual else y
 
 
-def tiny_mobilenet(channels: int = 8, classes: int = 10, in_channels: int = 1, expand: int = 4) -> nn.Sequential:
+def tiny_mobilenet(channels: int = 8, classes: int = 10, in_channels: int = 1, expand: int = 4,
+                   linear: bool = True) -> nn.Sequential:
     """A MobileNetV2-style net for 8x8 inputs: conv stem (ReLU6), inverted residuals at `channels`
     (one plain, one residual) and 3/2 x `channels` (stride 2, then residual), 1x1 conv-ReLU6 head,
     global average pooling, linear classifier. Its linear bottlenecks need spikec.prepare's signed
-    clips (linear_bottlenecks="signed") before it can be compiled."""
+    clips (linear_bottlenecks="signed") before it can be compiled; linear=False puts a ReLU6 after
+    every projection instead (no longer MobileNetV2: a control that converts with QCFS alone)."""
     wide = channels * 3 // 2
     return nn.Sequential(
         nn.Conv2d(in_channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU6(),
-        InvertedResidual(channels, channels, 1, expand, residual=False),
-        InvertedResidual(channels, channels, 1, expand),
-        InvertedResidual(channels, wide, 2, expand),
-        InvertedResidual(wide, wide, 1, expand),
+        InvertedResidual(channels, channels, 1, expand, residual=False, linear=linear),
+        InvertedResidual(channels, channels, 1, expand, linear=linear),
+        InvertedResidual(channels, wide, 2, expand, linear=linear),
+        InvertedResidual(wide, wide, 1, expand, linear=linear),
         nn.Conv2d(wide, 4 * channels, 1, bias=False), nn.BatchNorm2d(4 * channels), nn.ReLU6(),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * channels, classes))
 

@@ -229,6 +229,19 @@ def lower_adaptive_fn(low, node, args, kwargs, out):
                      _arg(args, kwargs, 1, "output_size"), out)
 
 
+def lower_mean(low, node, args, kwargs, out):
+    """x.mean((2, 3)) / torch.mean(x, [-2, -1], keepdim): the spatial mean, global average pooling."""
+    x = low.expr(node, _arg(args, kwargs, 0, "input"))
+    dim, keepdim = _arg(args, kwargs, 1, "dim"), bool(_arg(args, kwargs, 2, "keepdim", False))
+    dims = (dim,) if isinstance(dim, int) else tuple(dim) if isinstance(dim, (list, tuple)) else None
+    if len(x.shape) != 3 or dims is None or sorted(d % 4 for d in dims) != [2, 3]:
+        raise UnsupportedError(f"{low.where(node)}: mean over dims {dim!r} of a [B, {', '.join(map(str, x.shape))}] "
+                               "tensor; only the spatial mean of [B, C, H, W] (dims (2, 3), global average "
+                               "pooling) is supported")
+    pooled = _adaptive(low, node, x, 1, out)
+    return pooled if keepdim else pooled.flatten()
+
+
 def lower_reshape(low, node, args, kwargs, out):
     """view / reshape / flatten / squeeze: only the identity or a flatten to [B, N] is an IR op."""
     x = low.expr(node, args[0])
@@ -365,6 +378,7 @@ FUNCTIONS = {
     torch._C._nn.avg_pool2d: lower_avgpool_fn,
     F.adaptive_avg_pool2d: lower_adaptive_fn,
     torch.flatten: lower_reshape,
+    torch.mean: lower_mean,
     torch.reshape: lower_reshape,
     torch.squeeze: lower_reshape,
     F.dropout: lower_identity,
@@ -395,7 +409,7 @@ METHODS = {
     "contiguous": lower_identity, "clone": lower_identity, "detach": lower_identity,
     "add": lower_add, "add_": lower_add, "sub": lower_sub, "sub_": lower_sub,
     "mul": lower_mul, "mul_": lower_mul, "div": lower_div, "div_": lower_div,
-    "size": lower_shape_query, "dim": lower_shape_query,
+    "size": lower_shape_query, "dim": lower_shape_query, "mean": lower_mean,
 }
 
 HINTS = {

@@ -41,7 +41,8 @@ from spikec.ir.nodes import SumPool2d
 
 
 _BAD = re.compile(r"[^A-Za-z0-9_.]")
-SIGNED_FIELDS = {"theta_neg": 1.0, "gate": "none"}   # a signed clip's IF fields (theta units)
+SIGNED_FIELDS = {"theta_neg": 1.0, "gate": "none"}   # a signed clip's IF fields (theta units; "v_init":
+# a fraction of theta that overrides the method's)
 
 
 class _Poison:
@@ -121,8 +122,20 @@ class Lowerer:
             if not np.all(np.isfinite(clip)) or np.any(clip <= 0):
                 raise ConversionError(f"{where}: threshold must be finite and > 0, got {clip.tolist()}")
             clip = clip.reshape(()) if clip.size == 1 else clip
-        # a signed clip: dual-threshold neurons, theta_neg = theta, no gate (SNN output in [-theta, theta])
-        fields = SIGNED_FIELDS if getattr(clip_module, "signed", False) else {}
+        # a signed clip: dual-threshold neurons, theta_neg = theta, no gate (SNN output in [-theta, theta]),
+        # or a pair of unsigned layers for +x and -x whose difference is the value
+        signed = getattr(clip_module, "signed", False)
+        if signed and getattr(clip_module, "neurons", "signed") == "pair":
+            pos = self._activation_parts(node, source, x, clip, kind + "+", {}, "")
+            neg = self._activation_parts(node, source, x.scale(-1.0, where), clip, kind + "-", {}, ".neg")
+            return pos.add(neg.scale(-1.0, where), where)
+        fields = {} if not signed else {**SIGNED_FIELDS, "v_init": 0.0} if clip_module.neurons == "signed-zero" \
+            else SIGNED_FIELDS
+        return self._activation_parts(node, source, x, clip, kind, fields, "")
+
+    def _activation_parts(self, node: fx.Node, source, x: Expr, clip, kind: str, fields: dict, suffix: str) -> Expr:
+        source = str(source) + suffix
+        where = self.where(node)
         parts = x.channel_parts()
         if parts is None:
             return self._if_layer(node, str(source), x, clip, kind, fields=fields)

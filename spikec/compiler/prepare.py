@@ -38,7 +38,7 @@ from spikec.quantize.calibrate import calibrate_thresholds
 from spikec.quantize.replace import KINDS
 from spikec.quantize.signed import SignedClip
 
-BOTTLENECK_MODES = ("signed", None)
+BOTTLENECK_MODES = ("signed", "signed-zero", "pair", None)
 
 _RELU_FUNCTIONS = {F.relu: False, torch.relu: False, F.relu_: True, torch.relu_: True}
 _RELU_METHODS = {"relu": False, "relu_": True}
@@ -203,7 +203,9 @@ def prepare(model: nn.Module, example_input, kind: str = "qcfs", levels: int | N
     layer with no activation between them (MobileNetV2 / MnasNet projection convs, with or without
     the residual addition after them), a SignedClip (same `levels`; threshold = the `percentile`
     of |input|) goes on that value, shared by all its users; the compiler makes it a dual-threshold
-    IF layer. None leaves such chains alone (spikec.check reports them).
+    IF layer; "signed-zero" the same neurons from v_init 0; "pair" makes it two ordinary IF layers,
+    for +x and -x (SignedClip(neurons=...), docs/models.md "Linear bottlenecks" compares them).
+    None leaves such chains alone (spikec.check reports them).
     """
     if kind not in KINDS:
         raise ConversionError(f"unknown activation kind {kind!r}; expected one of {sorted(KINDS)}")
@@ -232,8 +234,8 @@ def prepare(model: nn.Module, example_input, kind: str = "qcfs", levels: int | N
             bounds[new.target] = bound
     gm.graph.lint()
     gm.recompile()
-    if linear_bottlenecks == "signed":
-        insert_signed_clips(gm, rw, example, levels)
+    if linear_bottlenecks is not None:
+        insert_signed_clips(gm, rw, example, levels, linear_bottlenecks)
     # rebuild: submodules registered in the order the graph calls them, so calibration goes front to back
     gm = fx.GraphModule(gm, gm.graph, class_name=type(model).__name__).eval()
     if any(isinstance(m, (*KINDS.values(), SignedClip)) for m in gm.modules()):
@@ -241,7 +243,8 @@ def prepare(model: nn.Module, example_input, kind: str = "qcfs", levels: int | N
     return gm
 
 
-def insert_signed_clips(gm: fx.GraphModule, rw: _Rewriter, example: torch.Tensor, levels: int | None) -> list[str]:
+def insert_signed_clips(gm: fx.GraphModule, rw: _Rewriter, example: torch.Tensor, levels: int | None,
+                        neurons: str = "signed") -> list[str]:
     """Put a SignedClip on every value that reaches a linear layer straight from another linear layer
     (found by the compiler's own lowering walk: its MissingActivationError problems); return their
     module paths. The clip replaces the value for all of its users (the residual addition too)."""
@@ -257,7 +260,7 @@ def insert_signed_clips(gm: fx.GraphModule, rw: _Rewriter, example: torch.Tensor
         else:
             scope = module_scope(src)[0]
         path = rw.free_path(f"{scope}.signed_clip" if scope else "signed_clip")
-        rw.install(path, SignedClip(levels=levels, threshold=1.0))
+        rw.install(path, SignedClip(levels=levels, threshold=1.0, neurons=neurons))
         with gm.graph.inserting_after(src):
             new = gm.graph.call_module(path, (src,))
         new.meta = {k: v for k, v in src.meta.items() if k in ("nn_module_stack", "stack_trace")}

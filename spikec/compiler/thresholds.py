@@ -98,8 +98,9 @@ def assign_thresholds(fir: FloatGraph, stats: dict[str, np.ndarray] | None, poli
                 notes["dead_channels"] = int(dead.sum())
                 theta = np.where(dead, theta[~dead].max(), theta)
         fields = dict(policy.if_fields({"name": layer.name, "source": layer.source, "shape": layer.shape}))
-        fields.update(layer.fields)   # a signed clip's own theta_neg / gate win over the method's
-        new[layer.name] = replace(layer, theta=theta, v_init=policy.v_init, fields=fields,
+        fields.update(layer.fields)   # a signed clip's own theta_neg / gate (/ v_init) win over the method's
+        v_init = fields.pop("v_init", policy.v_init)
+        new[layer.name] = replace(layer, theta=theta, v_init=v_init, fields=fields,
                                   notes={**layer.notes, **notes})
     return fir.replace_layers(new)
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import torch
 
-from spikec.quantize.qcfs import _LearnedThreshold
+from spikec.errors import ConversionError
+from spikec.quantize.qcfs import _LearnedThreshold, quantised_clip
 
 
 def trunc_ste(x: torch.Tensor) -> torch.Tensor:
@@ -38,19 +39,41 @@ def signed_quantised_clip(z: torch.Tensor, lam: torch.Tensor, levels: int) -> to
     return trunc_ste(unit * levels + 0.5) / levels * lam
 
 
+NEURONS = ("signed", "signed-zero", "pair")
+
+
 class SignedClip(_LearnedThreshold):
-    """y = clamp(z, -lam, lam) (levels=None) or its L-level quantised form (see module docstring);
-    one trainable lam per layer. The compiler makes it a signed (dual-threshold) IF layer."""
+    """y = clamp(z, -lam, lam) (levels=None) or an L-level quantised form; one trainable lam per layer.
+
+    neurons="signed": one dual-threshold IF layer (quantiser and its asymmetry: module docstring).
+    neurons="signed-zero": the same neurons starting at v_init = 0 instead of theta/2: symmetric,
+    y = lam / L * trunc(clamp(z / lam, -1, 1) * L), exact at T = L for every constant input, but
+    rounding toward zero (QCFS without its 1/2 shift) on both sides.
+    neurons="pair": two ordinary IF layers, one for +z and one for -z, each a QCFS neuron
+    (v_init theta/2), the next layer taking W from the first and -W from the second. Its
+    quantiser is the QCFS one on both sides, lam / L * (q(z) - q(-z)) with
+    q(z) = clamp(floor(z L / lam + 1/2), 0, L): symmetric, at twice the neurons and edges.
+    """
 
     signed = True
 
-    def __init__(self, levels: int | None = 4, threshold: float = 1.0):
+    def __init__(self, levels: int | None = 4, threshold: float = 1.0, neurons: str = "signed"):
         super().__init__(levels, threshold)
+        if neurons not in NEURONS:
+            raise ConversionError(f"SignedClip neurons must be one of {NEURONS}, got {neurons!r}")
+        self.neurons = neurons
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if self.levels is None:
             return torch.minimum(torch.maximum(z, -self.lam), self.lam)
+        if self.neurons == "signed-zero":
+            return trunc_ste(torch.clamp(z / self.lam, -1.0, 1.0) * self.levels) / self.levels * self.lam
+        if self.neurons == "pair":
+            return quantised_clip(z, self.lam, self.levels) - quantised_clip(-z, self.lam, self.levels)
         return signed_quantised_clip(z, self.lam, self.levels)
 
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, neurons={self.neurons!r}"
 
-__all__ = ["SignedClip", "signed_quantised_clip", "trunc_ste"]
+
+__all__ = ["SignedClip", "NEURONS", "signed_quantised_clip", "trunc_ste"]

@@ -23,10 +23,10 @@ def signed_clips(model) -> dict[str, SignedClip]:
 # --------------------------------------------------------------------------- the neuron and the ANN clip
 
 
-def one_signed_layer(weight, theta: int) -> Graph:
+def one_signed_layer(weight, theta: int, v_init: int) -> Graph:
     n = len(weight)
     pops = [Input("x", (1,), value_bits=12),
-            IF("l0", (n,), theta=np.int64(theta), v_init=np.int64(theta // 2), theta_neg=np.int64(theta)),
+            IF("l0", (n,), theta=np.int64(theta), v_init=np.int64(v_init), theta_neg=np.int64(theta)),
             Readout("out", (n,))]
     edges = [Edge("x", "l0", (Dense(np.asarray(weight, np.int64)[:, None]),)),
              Edge("l0", "out", (Dense(np.eye(n, dtype=np.int64)),))]
@@ -37,7 +37,7 @@ def one_signed_layer(weight, theta: int) -> Graph:
 def test_signed_neuron_at_t_equals_l_is_the_signed_quantiser(backend):
     theta = 8
     z = np.arange(-3 * theta, 2 * theta + 1)          # constant currents, both signs, beyond the clip
-    g = one_signed_layer(z, theta)
+    g = one_signed_layer(z, theta, theta // 2)
     for steps in (1, 2, 3, 4, 7, 16):
         counts = run(g, np.ones((1, 1), np.int64), steps, backend=backend).output[0]
         clip = SignedClip(levels=steps, threshold=float(theta))
@@ -46,6 +46,30 @@ def test_signed_neuron_at_t_equals_l_is_the_signed_quantiser(backend):
         assert np.array_equal(counts[near], expected[near]), (steps, counts, expected)
         assert np.all(counts[~near] == -steps) and np.all(expected[~near] == -(steps - 1))
         assert counts.max() == steps and expected.max() == steps
+
+
+@pytest.mark.parametrize("backend", ["reference", "torch"])
+def test_signed_zero_neuron_is_the_symmetric_truncating_quantiser(backend):
+    theta = 8
+    z = np.arange(-3 * theta, 3 * theta + 1)
+    g = one_signed_layer(z, theta, 0)
+    for steps in (1, 2, 3, 4, 7, 16):
+        counts = run(g, np.ones((1, 1), np.int64), steps, backend=backend).output[0]
+        clip = SignedClip(levels=steps, threshold=float(theta), neurons="signed-zero")
+        expected = np.rint(clip(torch.tensor(z, dtype=torch.float64)).detach().numpy() * steps / theta)
+        assert np.array_equal(counts, expected), (steps, counts, expected)
+        assert np.array_equal(counts, -counts[::-1])        # odd: symmetric in z
+
+
+def test_pair_clip_is_two_qcfs():
+    z = torch.linspace(-3, 3, 121)
+    pair = SignedClip(levels=4, threshold=2.0, neurons="pair")
+    q = QCFS(levels=4, threshold=2.0)
+    assert torch.equal(pair(z), q(z) - q(-z))
+    y = pair(z).detach()
+    assert float(y.min()) == -2.0 and float(y.max()) == 2.0
+    with pytest.raises(ConversionError):
+        SignedClip(neurons="ternary")
 
 
 def test_signed_clip_module():
@@ -169,3 +193,37 @@ def test_padded_pool_of_a_signed_value_is_refused(images):
                           nn.AvgPool2d(3, 2, padding=1), nn.Flatten(), nn.Linear(18, 3))
     with pytest.raises(UnsupportedError, match="signed value"):
         spikec.compile(model.eval(), images[:1])
+
+
+def test_pair_neurons_are_two_unsigned_layers_with_negated_weights(net, images):
+    prepared = spikec.prepare(net, images[:1], calibration=images, linear_bottlenecks="pair")
+    assert len(signed_clips(prepared)) == 4 and spikec.check(prepared, images[:1]) == []
+    graph = spikec.compile(prepared, images[:1], method="qcfs", steps=8)
+    assert all(p.theta_neg is None for p in graph.if_layers)
+    negs = [p.name for p in graph.if_layers if p.name.endswith(".neg")]
+    assert len(negs) == 4
+    for neg in negs:
+        pos = neg[:-len(".neg")]
+        assert np.array_equal(graph.node(pos).theta, graph.node(neg).theta)
+        assert np.array_equal(graph.node(neg).bias, -graph.node(pos).bias)
+        ins = {(e.src, e.weight_exp): e for e in graph.in_edges(pos)}
+        for e in graph.in_edges(neg):            # -x: every incoming weight negated
+            assert negated(e, ins[(e.src, e.weight_exp)])
+        outs = {e.dst: e for e in graph.out_edges(pos)}
+        for e in graph.out_edges(neg):           # the value is pos - neg: outgoing weights negated
+            assert any(np.any(getattr(op, "weight", 0) != 0) for op in e.ops) and negated(e, outs[e.dst])
+    x = graph.encode(images[:2].numpy())
+    ref = run(graph, x, 8, backend="reference", record=True)
+    assert_traces_equal(run(graph, x, 8, backend="torch", record=True), ref)
+
+
+def negated(edge, twin) -> bool:
+    return all(np.array_equal(getattr(a, "weight", 0), -getattr(b, "weight", 0)) for a, b in zip(edge.ops, twin.ops))
+
+
+def test_signed_zero_layers_start_at_zero(net, images):
+    prepared = spikec.prepare(net, images[:1], calibration=images, linear_bottlenecks="signed-zero")
+    graph = spikec.compile(prepared, images[:1], method="qcfs", steps=8)
+    signed = [p for p in graph.if_layers if p.theta_neg is not None]
+    assert len(signed) == 4 and all(not np.any(p.v_init) for p in signed)
+    assert all(np.array_equal(p.v_init, p.theta // 2) for p in graph.if_layers if p.theta_neg is None)
