@@ -227,3 +227,22 @@ def test_signed_zero_layers_start_at_zero(net, images):
     signed = [p for p in graph.if_layers if p.theta_neg is not None]
     assert len(signed) == 4 and all(not np.any(p.v_init) for p in signed)
     assert all(np.array_equal(p.v_init, p.theta // 2) for p in graph.if_layers if p.theta_neg is None)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["mobilenet_v2", "mnasnet0_5"])
+def test_torchvision_linear_bottleneck_nets_convert(name):
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(num_classes=10).eval()
+    x = torch.rand(2, 3, 64, 64)
+    before = spikec.check(model, x)
+    assert len(before) == 17 and all(p.fixable and "SignedClip" in p.suggestion for p in before)
+    prepared = spikec.prepare(model, x)
+    assert len(signed_clips(prepared)) == 17 and spikec.check(prepared, x) == []
+    graph = spikec.compile(prepared, x, steps=2)
+    assert sum(p.theta_neg is not None for p in graph.if_layers) == 17
+    inputs = graph.encode(x.numpy())
+    ref = run(graph, inputs, 2, backend="reference", record=True)
+    assert_traces_equal(run(graph, inputs, 2, backend="torch", record=True), ref)
+    assert any((ref.spikes[p.name] < 0).any() for p in graph.if_layers if p.theta_neg is not None)
