@@ -33,6 +33,8 @@ def calibrate_thresholds(model: nn.Module, x: torch.Tensor, percentile: float = 
     if not acts:
         raise ConversionError(f"{type(model).__name__} has no trainable-threshold activation to calibrate "
                               "(run spikec.quantize.replace_relu or spikec.prepare first)")
+    if len(x) <= batch_size and _one_pass(model, acts, x, percentile):
+        return {name: float(act.lam.detach().reshape(-1)[0]) for name, act in acts}
     result: dict[str, float] = {}
     for name, act in acts:
         seen: list[torch.Tensor] = []
@@ -43,15 +45,47 @@ def calibrate_thresholds(model: nn.Module, x: torch.Tensor, percentile: float = 
                 model(x[start:start + batch_size])
         finally:
             hook.remove()
-        values = torch.cat(seen)
-        if act.signed:   # a signed clip covers both signs: the percentile of |input|
-            values = values.abs()
-        positive = values[values > 0]
-        if positive.numel() == 0:
-            raise ConversionError(f"activation {name!r} sees no {'nonzero' if act.signed else 'positive'} input "
-                                  "on the calibration data; its threshold cannot be set from data")
-        k = max(1, int(round(positive.numel() * percentile / 100.0)))
-        threshold = float(positive.kthvalue(min(k, positive.numel())).values)
-        act.lam.data.fill_(threshold)
-        result[name] = threshold
+        result[name] = _set_threshold(name, act, torch.cat(seen), percentile)
     return result
+
+
+def _set_threshold(name: str, act: _LearnedThreshold, values: torch.Tensor, percentile: float) -> float:
+    if act.signed:   # a signed clip covers both signs: the percentile of |input|
+        values = values.abs()
+    positive = values[values > 0]
+    if positive.numel() == 0:
+        raise ConversionError(f"activation {name!r} sees no {'nonzero' if act.signed else 'positive'} input "
+                              "on the calibration data; its threshold cannot be set from data")
+    k = max(1, int(round(positive.numel() * percentile / 100.0)))
+    threshold = float(positive.kthvalue(min(k, positive.numel())).values)
+    act.lam.data.fill_(threshold)
+    return threshold
+
+
+def _one_pass(model: nn.Module, acts, x: torch.Tensor, percentile: float) -> bool:
+    """Calibrate every layer in one forward pass: a pre-hook sets each activation's threshold from
+    its input just before it runs, so later layers see calibrated earlier ones -- the same values
+    the layer-by-layer loop gives for one batch, at the cost of one pass instead of one per layer.
+    Returns False (thresholds restored) if some activation module runs more than once per forward
+    (a shared module: its threshold must come from all its call sites, which the loop handles)."""
+    saved = [act.lam.detach().clone() for _, act in acts]
+    calls = {name: 0 for name, _ in acts}
+
+    def pre_hook(name, act):
+        def hook(_m, inp):
+            calls[name] += 1
+            if calls[name] == 1:
+                _set_threshold(name, act, inp[0].detach().flatten().float(), percentile)
+        return hook
+
+    hooks = [act.register_forward_pre_hook(pre_hook(name, act)) for name, act in acts]
+    try:
+        model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    if all(n == 1 for n in calls.values()):
+        return True
+    for (_, act), lam in zip(acts, saved):
+        act.lam.data.copy_(lam)
+    return False
