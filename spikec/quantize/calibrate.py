@@ -78,7 +78,8 @@ def _one_pass(model: nn.Module, acts, x: torch.Tensor, percentile: float) -> boo
                 _set_threshold(name, act, inp[0].detach().flatten().float(), percentile)
         return hook
 
-    hooks = [act.register_forward_pre_hook(pre_hook(name, act)) for name, act in acts]
+    # prepended: hooks the caller registered (prepare's caps on bounded clips) still act after ours
+    hooks = [act.register_forward_pre_hook(pre_hook(name, act), prepend=True) for name, act in acts]
     try:
         model(x)
     finally:

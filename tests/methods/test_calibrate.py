@@ -61,3 +61,16 @@ def test_a_layer_that_never_sees_a_positive_input_is_named():
         model[1].bias.zero_()
     with pytest.raises(ConversionError, match=r"activation '2' sees no positive input"):
         calibrate_thresholds(model, torch.randn(4, 1, 8, 8))
+
+
+def test_callers_pre_hooks_still_act_on_the_calibrated_threshold():
+    """prepare caps bounded clips (ReLU6) with a pre-hook: later layers must see the capped outputs."""
+    models = [replace_relu(_cnn().eval(), kind="qcfs", levels=4) for _ in range(2)]
+    x = torch.randn(16, 1, 8, 8)
+    results = []
+    for model, batch in zip(models, (64, 3)):
+        hook = model[2].register_forward_pre_hook(lambda m, _i: m.lam.data.clamp_(max=0.05) and None)
+        calibrate_thresholds(model, x, batch_size=batch)
+        hook.remove()
+        results.append(float(model[4].lam))
+    assert results[0] == pytest.approx(results[1], rel=1e-6)
