@@ -129,8 +129,9 @@ class Lowerer:
             pos = self._activation_parts(node, source, x, clip, kind + "+", {}, "")
             neg = self._activation_parts(node, source, x.scale(-1.0, where), clip, kind + "-", {}, ".neg")
             return pos.add(neg.scale(-1.0, where), where)
-        fields = {} if not signed else {**SIGNED_FIELDS, "v_init": 0.0} if clip_module.neurons == "signed-zero" \
-            else SIGNED_FIELDS
+        fields = dict(SIGNED_FIELDS) if signed else {}
+        if signed and getattr(clip_module, "v_init", None) is not None:
+            fields["v_init"] = float(clip_module.v_init)
         return self._activation_parts(node, source, x, clip, kind, fields, "")
 
     def _activation_parts(self, node: fx.Node, source, x: Expr, clip, kind: str, fields: dict, suffix: str) -> Expr:

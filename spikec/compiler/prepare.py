@@ -13,7 +13,7 @@ rewritten node by node:
     stride, padding and ceil_mode; with ceil_mode the divisor is fixed to k*k (divisor_override),
     the uniform average the compiler can lower. nn.AdaptiveMaxPool2d / F.adaptive_max_pool2d
     become nn.AdaptiveAvgPool2d. Max pooling with dilation or return_indices is left as it is;
-  * linear bottlenecks (linear_bottlenecks="signed", the default): a value that goes from one
+  * linear bottlenecks (linear_bottlenecks="signed-zero", the default): a value that goes from one
     linear layer into another with no activation between them (MobileNetV2's projection conv + BN,
     or the residual sum after it) gets a SignedClip, clamp(x, -lam, lam), calibrated on |x|; the
     compiler turns it into dual-threshold (signed) IF neurons.
@@ -38,7 +38,7 @@ from spikec.quantize.calibrate import calibrate_thresholds
 from spikec.quantize.replace import KINDS
 from spikec.quantize.signed import SignedClip
 
-BOTTLENECK_MODES = ("signed", "signed-zero", "pair", None)
+BOTTLENECK_MODES = ("signed-zero", "signed", "pair", None)
 
 _RELU_FUNCTIONS = {F.relu: False, torch.relu: False, F.relu_: True, torch.relu_: True}
 _RELU_METHODS = {"relu": False, "relu_": True}
@@ -189,7 +189,7 @@ def _redirect_later_uses(graph: fx.Graph, source: fx.Node, old: fx.Node, new: fx
 
 
 def prepare(model: nn.Module, example_input, kind: str = "qcfs", levels: int | None = 4, calibration=None,
-            percentile: float = 99.9, linear_bottlenecks: str | None = "signed") -> fx.GraphModule:
+            percentile: float = 99.9, linear_bottlenecks: str | None = "signed-zero") -> fx.GraphModule:
     """A rewritten copy of `model` (a torch.fx GraphModule, eval mode) that spikec can convert.
 
     Every ReLU-like activation becomes a `kind` clip activation ("qcfs": QCFS with `levels` steps;
@@ -199,12 +199,13 @@ def prepare(model: nn.Module, example_input, kind: str = "qcfs", levels: int | N
     before compiling: the activations and pools compute a different function. What cannot be
     converted stays; spikec.check(prepared, x) lists it. The user's model is not modified.
 
-    linear_bottlenecks="signed" (default): where a linear layer's output reaches another linear
-    layer with no activation between them (MobileNetV2 / MnasNet projection convs, with or without
-    the residual addition after them), a SignedClip (same `levels`; threshold = the `percentile`
-    of |input|) goes on that value, shared by all its users; the compiler makes it a dual-threshold
-    IF layer; "signed-zero" the same neurons from v_init 0; "pair" makes it two ordinary IF layers,
-    for +x and -x (SignedClip(neurons=...), docs/models.md "Linear bottlenecks" compares them).
+    linear_bottlenecks: where a linear layer's output reaches another linear layer with no
+    activation between them (MobileNetV2 / MnasNet projection convs, with or without the residual
+    addition after them), a SignedClip (same `levels`; threshold = the `percentile` of |input|)
+    goes on that value, shared by all its users. Its value is the clip's `neurons`:
+    "signed-zero" (default: dual-threshold IF layer from v_init 0), "signed" (the same from
+    theta/2) or "pair" (two ordinary IF layers, +x and -x); docs/models.md "Linear bottlenecks"
+    measures them.
     None leaves such chains alone (spikec.check reports them).
     """
     if kind not in KINDS:
@@ -244,7 +245,7 @@ def prepare(model: nn.Module, example_input, kind: str = "qcfs", levels: int | N
 
 
 def insert_signed_clips(gm: fx.GraphModule, rw: _Rewriter, example: torch.Tensor, levels: int | None,
-                        neurons: str = "signed") -> list[str]:
+                        neurons: str = "signed-zero") -> list[str]:
     """Put a SignedClip on every value that reaches a linear layer straight from another linear layer
     (found by the compiler's own lowering walk: its MissingActivationError problems); return their
     module paths. The clip replaces the value for all of its users (the residual addition too)."""

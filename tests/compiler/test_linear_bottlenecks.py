@@ -40,7 +40,7 @@ def test_signed_neuron_at_t_equals_l_is_the_signed_quantiser(backend):
     g = one_signed_layer(z, theta, theta // 2)
     for steps in (1, 2, 3, 4, 7, 16):
         counts = run(g, np.ones((1, 1), np.int64), steps, backend=backend).output[0]
-        clip = SignedClip(levels=steps, threshold=float(theta))
+        clip = SignedClip(levels=steps, threshold=float(theta), neurons="signed")
         expected = np.rint(clip(torch.tensor(z, dtype=torch.float64)).detach().numpy() * steps / theta)
         near = 2 * z > -3 * theta                      # exact for z > -1.5 theta (see spikec/quantize/signed.py)
         assert np.array_equal(counts[near], expected[near]), (steps, counts, expected)
@@ -79,8 +79,10 @@ def test_signed_clip_module():
     assert torch.equal(y, z.clamp(-1.5, 1.5))
     y.sum().backward()
     assert float(pure.lam.grad) == float((z > 1.5).sum() - (z < -1.5).sum())
-    q = SignedClip(levels=4, threshold=2.0)(z).detach()
-    assert set((q * 2).tolist()) <= set(range(-3, 5)) and float(q.min()) == -1.5 and float(q.max()) == 2.0
+    q = SignedClip(levels=4, threshold=2.0)(z).detach()            # default: signed-zero, symmetric
+    assert set((q * 2).tolist()) == set(range(-4, 5)) and torch.equal(q, -SignedClip(4, 2.0)(-z).detach())
+    q = SignedClip(levels=4, threshold=2.0, neurons="signed")(z).detach()
+    assert set((q * 2).tolist()) == set(range(-3, 5)) and float(q.min()) == -1.5 and float(q.max()) == 2.0
     assert SignedClip.signed and not QCFS.signed
     with pytest.raises(ConversionError):
         SignedClip(levels=0)
@@ -169,9 +171,8 @@ def test_signed_layers_compile_and_torch_equals_reference(residual_first, images
     signed = [p for p in graph.if_layers if p.theta_neg is not None]
     assert {by_source[p.name] for p in signed} == set(signed_clips(prepared))
     for p in graph.if_layers:
-        if p.theta_neg is not None:
-            assert np.array_equal(p.theta_neg, p.theta) and p.gate == "none"
-            assert np.array_equal(p.v_init, p.theta // 2)
+        if p.theta_neg is not None:   # the default neurons, "signed-zero"
+            assert np.array_equal(p.theta_neg, p.theta) and p.gate == "none" and not np.any(p.v_init)
     x = graph.encode(images[:2].numpy())
     ref = run(graph, x, 8, backend="reference", record=True)
     got = run(graph, x, 8, backend="torch", record=True)
@@ -221,12 +222,15 @@ def negated(edge, twin) -> bool:
     return all(np.array_equal(getattr(a, "weight", 0), -getattr(b, "weight", 0)) for a, b in zip(edge.ops, twin.ops))
 
 
-def test_signed_zero_layers_start_at_zero(net, images):
-    prepared = spikec.prepare(net, images[:1], calibration=images, linear_bottlenecks="signed-zero")
+def test_signed_neurons_start_at_half_theta(net, images):
+    prepared = spikec.prepare(net, images[:1], calibration=images, linear_bottlenecks="signed")
     graph = spikec.compile(prepared, images[:1], method="qcfs", steps=8)
     signed = [p for p in graph.if_layers if p.theta_neg is not None]
-    assert len(signed) == 4 and all(not np.any(p.v_init) for p in signed)
-    assert all(np.array_equal(p.v_init, p.theta // 2) for p in graph.if_layers if p.theta_neg is None)
+    assert len(signed) == 4 and all(p.gate == "none" for p in signed)
+    assert all(np.array_equal(p.v_init, p.theta // 2) for p in graph.if_layers)
+    x = graph.encode(images[:2].numpy())
+    ref = run(graph, x, 8, backend="reference", record=True)
+    assert_traces_equal(run(graph, x, 8, backend="torch", record=True), ref)
 
 
 @pytest.mark.slow
