@@ -250,3 +250,19 @@ def test_torchvision_linear_bottleneck_nets_convert(name):
     ref = run(graph, inputs, 2, backend="reference", record=True)
     assert_traces_equal(run(graph, inputs, 2, backend="torch", record=True), ref)
     assert any((ref.spikes[p.name] < 0).any() for p in graph.if_layers if p.theta_neg is not None)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("neurons", ["signed-zero", "signed", "pair"])
+def test_every_backend_runs_signed_clips_bit_for_bit(neurons, images):
+    from spikec.backends.brian2 import backend as brian2_backend
+    from spikec.backends.lava import backend as lava_backend
+
+    backends = tuple(name for name, b in (("brian2", brian2_backend), ("lava", lava_backend)) if b.is_available())
+    if not backends:
+        pytest.skip("neither Brian2 nor Lava is installed")
+    torch.manual_seed(2)
+    prepared = spikec.prepare(random_bn(Bottlenecks(), 3), images[:1], calibration=images, linear_bottlenecks=neurons)
+    graph = spikec.compile(prepared, images[:1], method="qcfs", steps=4)
+    report = spikec.verify(graph, graph.encode(images[:1].numpy()), 4, backends=("torch",) + backends)
+    assert report.equal, report
