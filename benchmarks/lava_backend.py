@@ -27,7 +27,8 @@ import numpy as np
 from lenet import LAYERS
 
 import spikec
-from spikec.backends import lava_backend, lava_compat
+from spikec.backends.lava import backend as lava_backend
+from spikec.backends.lava import compat as lava_compat
 from spikec.ir import IF, Edge, Graph, Input, Readout, run_reference
 from spikec.ir.ops_numpy import apply_ops
 
@@ -83,7 +84,7 @@ def time_netx(path, x, hardware_steps, sink: str):
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer
 
-    from spikec.backends.lava_procs.recorder import SpikeRecorder
+    from spikec.backends.lava.procs.recorder import SpikeRecorder
 
     t0 = time.perf_counter()
     net = Network(net_config=str(path))

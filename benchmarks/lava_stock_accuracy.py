@@ -22,7 +22,7 @@ import torch
 
 import spikec
 from spikec import datasets
-from spikec.backends.lava_plan import build_plan
+from spikec.backends.lava.plan import build_plan
 from spikec.ir import IF, Graph
 from spikec.models import small_cnn
 from spikec.quantize import evaluate, replace_relu, train

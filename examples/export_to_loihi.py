@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 import spikec
-from spikec.backends.netx_run import run_netx
+from spikec.backends.netx.run import run_netx
 from spikec.models import PRETRAINED
 
 parser = argparse.ArgumentParser()
@@ -63,7 +63,7 @@ except UnsupportedError as err:   # e.g. biases that netx would start before a l
 spikec.export(graph, out / f"{name}_lava.py", format="lava")
 print(f"wrote {out / f'{name}_lava.py'}" + (f" and {netx_file}" if netx_file else ""))
 
-# 4. Run a few samples through Intel's netx loader (spikec.backends.netx_run.load_network: netx's
+# 4. Run a few samples through Intel's netx loader (spikec.backends.netx.run.load_network: netx's
 #    Network plus the input message bits and the initial potentials that start each layer's bias on
 #    time) and on PyTorch: equal? Then the same on spikec's own Lava backend (always when netx
 #    refused the graph; otherwise not in --quick mode).

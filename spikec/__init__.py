@@ -111,9 +111,9 @@ def __getattr__(name: str):  # spikec.prepare / spikec.check (need torch): impor
 
 # format -> "module:function" writing `graph` to `path` (imported only when used)
 EXPORTERS = Registry("export format", "formats", FormatError, {
-    "brian2": "spikec.backends.brian2_export:export_brian2",
-    "netx": "spikec.backends.netx_export:export_netx",
-    "lava": "spikec.backends.lava_export:export_lava",
+    "brian2": "spikec.backends.brian2.export:export_brian2",
+    "netx": "spikec.backends.netx.export:export_netx",
+    "lava": "spikec.backends.lava.export:export_lava",
     "nir": "spikec.interop.nir_export:export_nir",
 })
 

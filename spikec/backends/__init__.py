@@ -16,9 +16,9 @@ from spikec.registry import Registry
 
 BACKENDS: Registry[str] = Registry("backend", "backends", BackendError, {   # name -> module path
     "reference": "spikec.backends.reference",
-    "torch": "spikec.backends.torch_backend",
-    "brian2": "spikec.backends.brian2_backend",
-    "lava": "spikec.backends.lava_backend",
+    "torch": "spikec.backends.torch.backend",
+    "brian2": "spikec.backends.brian2.backend",
+    "lava": "spikec.backends.lava.backend",
 })
 
 

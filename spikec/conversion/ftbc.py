@@ -215,7 +215,7 @@ def calibrate(graph: Graph, model: torch.nn.Module, data, alpha: float = 0.4, ba
     simulating each layer, so the layer's input current comes from upstream layers already updated
     in this pass), instead of one run per layer.
     """
-    from spikec.backends.torch_backend import run_with_layer_hook
+    from spikec.backends.torch.backend import run_with_layer_hook
 
     if not 0 < alpha or batches < 1 or steps < 1 or batch_size < 1:
         raise ConversionError(f"FTBC needs alpha > 0 and positive batches/steps/batch_size, got "

@@ -8,11 +8,11 @@ The synapse ops (Dense, Conv2d, SumPool2d, Flatten) are defined by `spikec.ir.op
 
 Who calls what:
 - the reference interpreter (`spikec.ir.interpreter`) and the Lava process model
-  (`spikec.backends.lava_procs.if_neuron`) call `if_step`;
+  (`spikec.backends.lava.procs.if_neuron`) call `if_step`;
 - FTBC's replay (`spikec.conversion.ftbc`) calls `fire` and `reset` on float torch tensors (both
   are written with array operators only, so they accept numpy arrays and torch tensors alike);
-- the torch backend's fused scan (`spikec.backends.torch_ops.if_scan`) and the Brian2 model's
-  abstract code (`spikec.backends.brian2_model.if_update`) are separate transcriptions for speed
+- the torch backend's fused scan (`spikec.backends.torch.ops.if_scan`) and the Brian2 model's
+  abstract code (`spikec.backends.brian2.model.if_update`) are separate transcriptions for speed
   and code generation; tests/unit/test_dynamics.py checks both against `if_step` on random states.
 
 All arrays are integer numpy arrays of the state's shape (parameters may be anything that

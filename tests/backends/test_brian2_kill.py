@@ -16,7 +16,8 @@ import sys
 import pytest
 from processes import command_line, kill_group, session_members, wait_until
 
-from spikec.backends import brian2_backend, brian2_standalone
+from spikec.backends.brian2 import backend as brian2_backend
+from spikec.backends.brian2 import standalone as brian2_standalone
 
 pytestmark = [
     pytest.mark.slow,   # a C++ build and a long binary run

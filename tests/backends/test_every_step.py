@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from strategies import graphs
 
-from spikec.backends import torch_backend
+from spikec.backends.torch import backend as torch_backend
 from spikec.ir import run_reference
 
 

@@ -14,7 +14,8 @@ import pytest
 
 import spikec
 from spikec import fileio
-from spikec.backends import brian2_backend, lava_backend
+from spikec.backends.brian2 import backend as brian2_backend
+from spikec.backends.lava import backend as lava_backend
 from spikec.errors import FormatError, InputDataError
 from spikec.ir import IF, Dense, Edge, Graph, Input, Readout
 

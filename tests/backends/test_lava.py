@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from strategies import graphs
 
 import spikec
-from spikec.backends import lava_backend
-from spikec.backends.lava_plan import build_plan, weight_digits
+from spikec.backends.lava import backend as lava_backend
+from spikec.backends.lava.plan import build_plan, weight_digits
 from spikec.errors import BackendError
 from spikec.ir import IF, Conv2d, Dense, Edge, Flatten, Graph, Input, Readout, SumPool2d, run_reference
 
@@ -161,7 +161,7 @@ def test_bad_options_are_typed_errors():
 def test_a_failing_process_raises_instead_of_hanging(monkeypatch):
     """An exception inside a Lava process would stall every other process; spikec's models log it
     and keep stepping, and the backend raises BackendError with the traceback."""
-    from spikec.backends.lava_procs import if_neuron
+    from spikec.backends.lava.procs import if_neuron
 
     original = if_neuron.PySpikecIFModel._step
 

@@ -1,4 +1,4 @@
-"""The in-memory Python 3.11 shim for lava-nc (spikec.backends.lava_compat)."""
+"""The in-memory Python 3.11 shim for lava-nc (spikec.backends.lava.compat)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import textwrap
 
 import pytest
 
-from spikec.backends import lava_backend, lava_compat
+from spikec.backends.lava import backend as lava_backend
+from spikec.backends.lava import compat as lava_compat
 
 BROKEN = textwrap.dedent("""\
     from __future__ import annotations
@@ -59,7 +60,7 @@ def test_stale_bytecode_of_the_unpatched_file_cannot_bypass_the_shim(tmp_path):
     script = textwrap.dedent(f"""\
         import sys
         sys.path.insert(0, {str(tmp_path)!r})
-        from spikec.backends import lava_compat
+        from spikec.backends.lava import compat as lava_compat
         lava_compat.install()
         import lava.magma.compiler.var_model as m
         print(m.CoreEncoder(), m.__file__)
@@ -81,7 +82,7 @@ def test_install_refuses_a_non_fork_start_method():
     script = textwrap.dedent("""\
         import multiprocessing
         multiprocessing.set_start_method("spawn")
-        from spikec.backends import lava_compat
+        from spikec.backends.lava import compat as lava_compat
         from spikec.errors import BackendError
         try:
             lava_compat.install()
@@ -101,7 +102,7 @@ def test_lava_imports_after_something_fixed_the_fork_context():
     script = textwrap.dedent(f"""\
         import multiprocessing
         assert multiprocessing.get_start_method() == "fork"
-        from spikec.backends import lava_compat
+        from spikec.backends.lava import compat as lava_compat
         USE
         import {lava_compat.MP_TARGET}
         print("imported", multiprocessing.get_start_method())
@@ -129,7 +130,7 @@ def test_spawned_processes_do_not_inherit_the_shim_and_cannot_run_lava():
 
 SPY = textwrap.dedent("""\
     import sys
-    from spikec.backends import lava_compat
+    from spikec.backends.lava import compat as lava_compat
     early = []   # lava modules looked up while the shim was not installed
 
     class Spy:
@@ -153,8 +154,8 @@ def test_lava_modules_are_imported_only_after_the_shim():
     lava made without it (the control)."""
     run = lambda imports: subprocess.run(  # noqa: E731
         [sys.executable, "-c", SPY.replace("IMPORTS", imports)], capture_output=True, text=True, timeout=300)
-    done = run("import spikec.backends.lava_backend as b; assert b.is_available(); "
-               "import spikec.backends.lava_procs, spikec.backends.lava_export")
+    done = run("import spikec.backends.lava.backend as b; assert b.is_available(); "
+               "import spikec.backends.lava.procs, spikec.backends.lava.export")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("early: []") and "lava modules: 0" not in done.stdout, done.stdout
     control = run("import importlib\ntry:\n    importlib.import_module('lava.magma.core.run_configs')\n"

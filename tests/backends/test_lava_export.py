@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import spikec
-from spikec.backends import lava_backend, netx_export
+from spikec.backends.lava import backend as lava_backend
+from spikec.backends.netx import export as netx_export
 from spikec.errors import GraphError, UnsupportedError
 from spikec.ir import IF, Conv2d, Dense, Edge, Flatten, Graph, Input, Readout, SumPool2d, run_reference
 from spikec.ir.ops_numpy import apply_ops
@@ -48,7 +49,7 @@ def netx_lenet(encoding="current") -> Graph:
 @needs_lava
 @pytest.mark.parametrize("encoding", ["current", "spikes"])
 def test_netx_round_trip_through_intels_loader(tmp_path, encoding):
-    from spikec.backends.netx_run import run_netx
+    from spikec.backends.netx.run import run_netx
 
     graph = netx_lenet(encoding)
     x = ints(5, -7, 7, (2, 2, 10, 10)) if encoding == "current" else ints(5, 0, 1, (2, 5, 2, 10, 10))
@@ -68,7 +69,7 @@ def test_netx_round_trip_through_intels_loader(tmp_path, encoding):
 def test_netx_export_folds_weight_exponents_into_the_weights(tmp_path):
     """netx layers have no exponent of their own: 2^weight_exp multiplies the exported weights, and
     an exponent that would push them beyond 8 bits is refused."""
-    from spikec.backends.netx_run import run_netx
+    from spikec.backends.netx.run import run_netx
 
     base = netx_lenet()
     edges = [dataclasses.replace(e, weight_exp=1) if e.dst in ("c2", "f1") else e for e in base.edges]

@@ -20,7 +20,8 @@ import pytest
 from processes import kill_group, session_members, wait_until
 
 import spikec
-from spikec.backends import lava_backend, procguard
+from spikec.backends import procguard
+from spikec.backends.lava import backend as lava_backend
 from spikec.ir import IF, Dense, Edge, Graph, Input, Readout
 
 pytestmark = [

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 import spikec
-from spikec.backends import lava_backend, netx_export
+from spikec.backends.lava import backend as lava_backend
+from spikec.backends.netx import export as netx_export
 from spikec.errors import UnsupportedError
 from spikec.ir import IF, Conv2d, Dense, Edge, Flatten, Graph, Input, Readout, run_reference
 from spikec.models import PRETRAINED
@@ -58,7 +59,7 @@ def _load_module(path):
 
 def check_netx_and_lava_exports(graph, x, steps, tmp_path, every_layer_spikes=True):
     """netx file (Intel's loader) and Lava module export == torch backend, spikes and readout."""
-    from spikec.backends.netx_run import run_netx
+    from spikec.backends.netx.run import run_netx
 
     ref = spikec.run(graph, x, steps, backend="torch", record=True)
     path = tmp_path / "net.net"
@@ -139,7 +140,7 @@ def per_neuron_graph(bias_a, v_init_a=0, encoding="current"):
 
 @needs_lava
 def test_per_neuron_biases_and_initial_potentials_are_exact(tmp_path):
-    from spikec.backends.netx_run import run_netx
+    from spikec.backends.netx.run import run_netx
 
     bias = np.random.default_rng(4).integers(-3, 4, (3, 4, 5))
     graph = per_neuron_graph(bias)

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from strategies import graphs
 
 import spikec
-from spikec.backends import torch_backend, torch_ops
+from spikec.backends.torch import backend as torch_backend
+from spikec.backends.torch import ops as torch_ops
 from spikec.errors import BackendError, InputDataError
 from spikec.ir import IF, Dense, Edge, Graph, Input, Readout, run_reference
 

@@ -14,7 +14,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from strategies import graphs
 
-from spikec.backends import torch_backend, torch_int8, torch_ops
+from spikec.backends.torch import backend as torch_backend
+from spikec.backends.torch import int8 as torch_int8
+from spikec.backends.torch import ops as torch_ops
 from spikec.ir import IF, Conv2d, Dense, Edge, Flatten, Graph, Input, Readout, SumPool2d, run_reference
 
 pytestmark = pytest.mark.skipif(not torch_int8.available(), reason="oneDNN int8 kernels unavailable")
@@ -142,7 +144,7 @@ def test_int8_convolution_equals_float64(case, channels_last):
 
 def test_one_pixel_wide_strided_outputs_are_fenced_and_exact():
     """The oneDNN bug hypothesis found on a clean machine: stride 2, output one pixel wide."""
-    from spikec.backends.torch_ops import Chain, Workspace
+    from spikec.backends.torch.ops import Chain, Workspace
 
     op = Conv2d(np.array([[[[89, 35]]]]), stride=(2, 2))
     x = np.random.default_rng(0).integers(0, 2, (6, 1, 9, 2))

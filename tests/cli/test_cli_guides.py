@@ -105,7 +105,7 @@ def test_tables_fit_80_columns_and_wide_shows_more(tmp_path):
 
 
 def test_unavailable_backend_hint_keeps_its_brackets(files, monkeypatch):
-    from spikec.backends import brian2_backend
+    from spikec.backends.brian2 import backend as brian2_backend
 
     monkeypatch.setattr(brian2_backend, "is_available", lambda: False)
     res = invoke("verify", files / "g.h5", "--input", files / "x.npz", "--steps", 3, "--backends", "brian2")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import spikec
-from spikec.backends.torch_backend import run_with_layer_hook
+from spikec.backends.torch.backend import run_with_layer_hook
 from spikec.errors import ConversionError, UnsupportedError
 from spikec.models import small_cnn
 from spikec.quantize import replace_relu

@@ -84,7 +84,7 @@ def test_torch_scan_equals_if_step(case, dtype_name):
     """torch_ops.if_scan (the torch backend's fused, in-place scan) on the drive current + bias +
     bias schedule gives the spikes, membranes and saturation count of dynamics.if_step."""
     torch = pytest.importorskip("torch")
-    from spikec.backends import torch_ops
+    from spikec.backends.torch import ops as torch_ops
 
     layer, currents = case
     steps, batch = currents.shape[:2]
@@ -127,7 +127,7 @@ def _brian2_neuron(code: str, layer: IF, j: int, currents: np.ndarray):
 def test_brian2_abstract_code_equals_if_step(case):
     """brian2_model.if_update's text (what Brian2 compiles), executed per neuron, matches if_step."""
     pytest.importorskip("brian2")
-    from spikec.backends.brian2_model import if_update
+    from spikec.backends.brian2.model import if_update
 
     layer, currents = case
     spec = {"has_bias": bool(np.any(layer.bias != 0)), "has_schedule": layer.bias_schedule is not None,

@@ -153,4 +153,4 @@ def test_find_cycle_finds_cycles(graph, cyclic):
 def test_layer_order_is_checked():
     """The checker itself: an upward edge in the table's order is one."""
     assert layer_of("spikec.ir.graph") < layer_of("spikec.compiler.report") < layer_of("spikec")
-    assert layer_of("spikec.backends.torch_ops") < layer_of("spikec.conversion.ftbc") < layer_of("spikec.cli")
+    assert layer_of("spikec.backends.torch.ops") < layer_of("spikec.conversion.ftbc") < layer_of("spikec.cli")

@@ -19,7 +19,7 @@ from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from spikec.backends.lava_procs.files import ErrorLog, RecordFile
+from spikec.backends.lava.procs.files import ErrorLog, RecordFile
 from spikec.ir.dynamics import readout_step
 
 

@@ -34,8 +34,8 @@ call raises "context has already been set". For the same reason Lava cannot be i
 program chose another start method; `install()` reports that as a BackendError instead, so the
 backend shows up as unavailable with the reason.
 
-spikec installs the shim before any import of lava: in `spikec.backends.lava_backend`,
-`spikec.backends.lava_procs` and the netx exporter/loader helpers.
+spikec installs the shim before any import of lava: in `spikec.backends.lava.backend`,
+`spikec.backends.lava.procs` and the netx exporter/loader helpers.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ TARGET = "lava.magma.compiler.var_model"
 MP_TARGET = "lava.magma.runtime.message_infrastructure.multiprocessing"
 _DEFAULT = re.compile(r"=\s*ByteEncoder\(\)")
 _FUTURE = "from __future__ import annotations\n"
-_IMPORT = "import dataclasses as _spikec_dataclasses  # added in memory by spikec.backends.lava_compat\n"
+_IMPORT = "import dataclasses as _spikec_dataclasses  # added in memory by spikec.backends.lava.compat\n"
 
 
 def patch_source(text: str) -> str:

@@ -16,7 +16,7 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from spikec.backends.lava_procs.files import ErrorLog, RecordFile
+from spikec.backends.lava.procs.files import ErrorLog, RecordFile
 
 
 class SpikeRecorder(AbstractProcess):

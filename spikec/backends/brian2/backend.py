@@ -38,7 +38,7 @@ def run(graph, inputs, steps, record=False, record_v=False, target: str = DEFAUL
     target: "numpy", "cython" or "cpp_standalone". cpp_standalone only: `cache_dir` (where built
     projects live) and `chunk` (samples per binary run; default: by synapse count).
     """
-    from spikec.backends.brian2_plan import c_target_limits, make_spec
+    from spikec.backends.brian2.plan import c_target_limits, make_spec
 
     if target not in TARGETS:
         raise BackendError(f"brian2 target must be one of {TARGETS}, got {target!r}")
@@ -52,11 +52,11 @@ def run(graph, inputs, steps, record=False, record_v=False, target: str = DEFAUL
         # SIGTERM or Ctrl-C stop the compiler and binary processes the run started, and remove its folders
         with procguard.sigterm_raises(), procguard.reaped_children():
             if target == "cpp_standalone":
-                from spikec.backends.brian2_standalone import simulate_standalone
+                from spikec.backends.brian2.standalone import simulate_standalone
 
                 result = simulate_standalone(spec, x, steps, record, record_v, cache_dir, chunk)
             else:
-                from spikec.backends import brian2_model
+                from spikec.backends.brian2 import model as brian2_model
 
                 with runtime_device():
                     result = brian2_model.simulate(spec, x, steps, record, record_v, target)

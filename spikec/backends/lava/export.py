@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from spikec.backends.lava_plan import LavaPlan, ProcSpec, build_plan
+from spikec.backends.lava.plan import LavaPlan, ProcSpec, build_plan
 from spikec.errors import FormatError
 from spikec.fileio import atomic_files
 from spikec.ir.graph import Graph
@@ -147,7 +147,7 @@ import sys
 import numpy as np
 import scipy.sparse as sp
 
-from spikec.backends import lava_compat
+from spikec.backends.lava import compat as lava_compat
 from spikec.errors import FormatError, SpikecError
 from spikec.ir.nodes import Input
 from spikec.ir.validate import check_steps, input_array
@@ -159,11 +159,11 @@ from lava.proc.lif.process import LIF  # noqa: E402,F401
 from lava.proc.sparse.process import DelaySparse, Sparse  # noqa: E402,F401
 from lava.utils.weightutils import SignMode  # noqa: E402,F401
 
-from spikec.backends.lava_procs.if_neuron import SpikecIF  # noqa: E402,F401
-from spikec.backends.lava_procs.readout import SpikecReadout  # noqa: E402,F401
-from spikec.backends.lava_procs.recorder import SpikeRecorder  # noqa: E402,F401
+from spikec.backends.lava.procs.if_neuron import SpikecIF  # noqa: E402,F401
+from spikec.backends.lava.procs.readout import SpikecReadout  # noqa: E402,F401
+from spikec.backends.lava.procs.recorder import SpikeRecorder  # noqa: E402,F401
 from spikec.backends import procguard  # noqa: E402
-from spikec.backends.lava_backend import TEMP_PREFIX, run_processes  # noqa: E402
+from spikec.backends.lava.backend import TEMP_PREFIX, run_processes  # noqa: E402
 
 ENCODING = {encoding!r}
 LATENCY = {latency}

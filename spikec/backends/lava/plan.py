@@ -15,7 +15,7 @@ Mapping (docs/lava.md has the full table):
                Sources that send graded or signed values get num_message_bits > 0.
   IF        -> lava.proc.lif.process.LIF (du=4095, dv=0, vth=theta-1, bias_exp=6) when the layer's
                semantics allow and no saturation is possible (see `stock_lif_reason`), otherwise
-               spikec's SpikecIF (spikec.backends.lava_procs.if_neuron).
+               spikec's SpikecIF (spikec.backends.lava.procs.if_neuron).
   Readout   -> SpikecReadout.
 Batches: the B samples of a run are laid side by side (flat index b * n + i), so one Lava run
 evaluates the whole batch; nothing has to be reset between samples.

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spikec.backends import torch_int8
+from spikec.backends.torch import int8 as torch_int8
 from spikec.errors import OverflowRiskError, UnsupportedError
 from spikec.ir.nodes import IF, Conv2d, Dense, Flatten, SumPool2d, SynapseOp
 

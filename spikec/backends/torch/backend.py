@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from spikec.backends import torch_int8
-from spikec.backends import torch_ops as ops
+from spikec.backends.torch import int8 as torch_int8
+from spikec.backends.torch import ops as ops
 from spikec.errors import BackendError
 from spikec.ir.nodes import IF
 from spikec.trace import Trace

@@ -26,7 +26,7 @@ Start steps. netx neurons add their bias from hardware step 1, a spikec layer fr
 start at v0 = v_init - (s - 1) * b: they reach v_init at step s - 1, as in spikec, provided none
 crosses the threshold on the way (checked per neuron: v0 + j * b < theta for j = 1 .. s - 1; the
 layer is refused otherwise). netx's file format has no initial potential, so these v0 are stored
-in "/spikec/initial_v/<layer>" and applied by `spikec.backends.netx_run.load_network`, which also
+in "/spikec/initial_v/<layer>" and applied by `spikec.backends.netx.run.load_network`, which also
 passes the input message bits (netx reads them only from its constructor: lava-dl 0.6 has no file
 field for the input's bits; a `messageBits` entry in a neuron group comes back as a NetDict
 wrapper, not a number). A graph with spike input and no bias or v_init needs neither:

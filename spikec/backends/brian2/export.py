@@ -14,8 +14,8 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from spikec.backends import brian2_model
-from spikec.backends.brian2_plan import make_spec
+from spikec.backends.brian2 import model as brian2_model
+from spikec.backends.brian2.plan import make_spec
 from spikec.errors import FormatError
 from spikec.fileio import atomic_files
 

@@ -13,6 +13,6 @@ Modules:
     files       helpers shared by the three models (opening the memory-mapped record files)
 """
 
-from spikec.backends.lava_compat import install as _install
+from spikec.backends.lava.compat import install as _install
 
 _install()  # lava must never be imported in spikec before the Python 3.11 shim is in place

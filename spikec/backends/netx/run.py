@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spikec.backends import lava_compat, procguard
-from spikec.backends.lava_backend import run_processes
+from spikec.backends import procguard
+from spikec.backends.lava import compat as lava_compat
+from spikec.backends.lava.backend import run_processes
 
 
 @dataclass
@@ -79,7 +80,7 @@ def run_netx(path, inputs, hardware_steps: int, record: bool = True, plain: bool
     lava_compat.install()
     from lava.proc.io.source import RingBuffer
 
-    from spikec.backends.lava_procs.recorder import SpikeRecorder
+    from spikec.backends.lava.procs.recorder import SpikeRecorder
 
     names, encoding, _, _ = _meta(path)
     inputs = np.asarray(inputs)

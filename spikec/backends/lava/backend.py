@@ -1,7 +1,7 @@
 """Lava backend: runs an IR graph as a Lava process graph on Lava's bit-accurate CPU models.
 
 `run(graph, inputs, steps, record=..., record_v=..., neurons="auto", batch_size=64)` plans the
-network (spikec.backends.lava_plan), instantiates the Lava processes, runs them for the graph's
+network (spikec.backends.lava.plan), instantiates the Lava processes, runs them for the graph's
 hardware steps with `Loihi2SimCfg(select_tag="fixed_pt")` and returns the same Trace as the reference
 interpreter. A batch is laid side by side in one network (at most `batch_size` samples per Lava run).
 
@@ -22,8 +22,9 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from spikec.backends import lava_compat, procguard
-from spikec.backends.lava_plan import LavaPlan, build_plan
+from spikec.backends import procguard
+from spikec.backends.lava import compat as lava_compat
+from spikec.backends.lava.plan import LavaPlan, build_plan
 from spikec.errors import BackendError
 from spikec.ir.graph import Graph
 from spikec.trace import Trace
@@ -37,9 +38,9 @@ CLASSES = {
     "sparse": ("lava.proc.sparse.process", "Sparse"),
     "delay_sparse": ("lava.proc.sparse.process", "DelaySparse"),
     "lif": ("lava.proc.lif.process", "LIF"),
-    "if": ("spikec.backends.lava_procs.if_neuron", "SpikecIF"),
-    "readout": ("spikec.backends.lava_procs.readout", "SpikecReadout"),
-    "recorder": ("spikec.backends.lava_procs.recorder", "SpikeRecorder"),
+    "if": ("spikec.backends.lava.procs.if_neuron", "SpikecIF"),
+    "readout": ("spikec.backends.lava.procs.readout", "SpikecReadout"),
+    "recorder": ("spikec.backends.lava.procs.recorder", "SpikeRecorder"),
 }
 
 _UNAVAILABLE: list[str] = []

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from spikec.backends import brian2_model, procguard
-from spikec.backends.brian2_plan import spec_digest
+from spikec.backends import procguard
+from spikec.backends.brian2 import model as brian2_model
+from spikec.backends.brian2.plan import spec_digest
 from spikec.errors import BackendError
 
 MANIFEST = "spikec.json"
