@@ -65,7 +65,7 @@ def test_failed_export_keeps_the_previous_pair(tmp_path, monkeypatch, fmt, secon
     monkeypatch.undo()
     assert snapshot(tmp_path) == before   # both files as they were, no temporary left
     if fmt == "lava":
-        load_module(tmp_path / "net.py")._params()   # and they still belong together
+        load_module(tmp_path / "net.py").NET.params()   # and they still belong together
 
 
 @needs_lava
@@ -75,10 +75,10 @@ def test_lava_module_refuses_parameters_of_another_export(tmp_path):
     spikec.export(graph(1), tmp_path / "a" / "net.py", format="lava")
     spikec.export(graph(2), tmp_path / "b" / "net.py", format="lava")
     module = load_module(tmp_path / "a" / "net.py")
-    module._params()
+    module.NET.params()
     (tmp_path / "a" / "net.npz").write_bytes((tmp_path / "b" / "net.npz").read_bytes())
     with pytest.raises(FormatError, match="does not belong to this module"):
-        module._params()
+        module.NET.params()
 
 
 @needs_lava
@@ -109,10 +109,10 @@ def test_lava_export_killed_between_its_renames(tmp_path):
     left = sorted(p.name.split("-")[0] for p in tmp_path.iterdir() if p.name.endswith(".tmp"))
     assert left == [f".net.npz.{proc.pid}", f".net.py.{proc.pid}"]
     with pytest.raises(FormatError, match="does not belong"):
-        load_module(tmp_path / "net.py")._params()
+        load_module(tmp_path / "net.py").NET.params()
     spikec.export(graph(2), tmp_path / "net.py", format="lava")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.npz", "net.py"]
-    load_module(tmp_path / "net.py")._params()
+    load_module(tmp_path / "net.py").NET.params()
 
 
 @needs_lava

@@ -204,7 +204,7 @@ def test_lava_module_export_runs_and_matches(tmp_path, steps_option):
     spikec.export(graph, path, format="lava", **options)
     assert path.with_suffix(".npz").exists()
     module = _load_module(path)
-    models = {name: layer[1] for name, layer in module.LAYERS.items()}
+    models = {name: layer[1] for name, layer in module.NET.layers.items()}
     assert models["a"] == ("lif" if steps_option else "if")
     result = module.run(x, 8)
     assert np.array_equal(result["output"], ref.output)

@@ -73,7 +73,7 @@ def _arg(spec: ProcSpec, key: str, value, arrays: dict) -> str:
     """Source text for one constructor argument, tiling per-sample parameters over the batch B."""
     ref = f"{spec.name}.{key}"
     if key == "data":
-        return "_source_data(inputs, hw)"
+        return "source_data(NET, inputs, hw)"
     if key == "steps":
         return "steps"
     if key == "shape":
@@ -85,7 +85,7 @@ def _arg(spec: ProcSpec, key: str, value, arrays: dict) -> str:
         for part in ("data", "indices", "indptr"):
             arrays[f"{ref}.{part}"] = getattr(value, part)
         arrays[f"{ref}.shape"] = np.array(value.shape)
-        return f"_blocks(P, {ref!r}, B)"
+        return f"blocks(P, {ref!r}, B)"
     if isinstance(value, np.ndarray):
         arrays[ref] = value
         if key == "schedule":
@@ -103,9 +103,9 @@ def _proc_line(spec: ProcSpec, arrays: dict) -> str:
             dims = f"(hw, B * {shape[1]})"
         else:
             dims = "(1,)" if shape == (1,) else f"(B * {shape[0]},)"
-        args.append(f"{key}=_record(folder, {spec.name + '.' + key!r}, {dims}, {dtype!r})")
+        args.append(f"{key}=record(folder, {spec.name + '.' + key!r}, {dims}, {dtype!r})")
     if spec.kind in ("if", "readout", "recorder"):   # spikec's processes log a failure instead of hanging
-        args.append(f"error_path=os.path.join(folder, {spec.name + '.error.txt'!r})")
+        args.append(f"error_path=error_path(folder, {spec.name!r})")
     return f"    procs[{spec.name!r}] = {_CLASSES[spec.kind]}({', '.join(args)})"
 
 
@@ -119,7 +119,7 @@ def _module_text(graph: Graph, plan: LavaPlan, path: Path, lines, links, max_ste
     return _TEMPLATE.format(
         npz=path.with_suffix(".npz").name, name=path.name, dims=dims,
         inputs_doc=f"integers [B, {dims}]" if inp.encoding == "current" else f"0/1 spikes [B, S, {dims}]",
-        encoding=inp.encoding, latency=graph.latency, max_steps=max_steps, table=table,
+        latency=graph.latency, max_steps=max_steps, table=table,
         layers=layers, shapes=shapes, readout=graph.readout.name, digest=digest,
         input_args=f"{inp.name!r}, {tuple(inp.shape)!r}, encoding={inp.encoding!r}, "
                    f"value_bits={int(inp.value_bits)}, scale={float(inp.scale)!r}",
@@ -135,90 +135,48 @@ inputs.npy: {inputs_doc}. A run of STEPS evaluated steps takes STEPS + {latency}
 (Loihi2SimCfg(select_tag="fixed_pt")). Parameters for one sample are in {npz}; build() lays the
 B samples of a batch side by side. Synapses are Sparse/DelaySparse with weights 2*w and
 weight_exp = -1 (exact on Loihi's 8-bit mixed-sign format; larger weights are split into base-256
-digits with weight_exp 8j-1). Populations (IR name, neuron model, process):
+digits with weight_exp 8j-1). The code that runs it is spikec.backends.lava.exported.
+Populations (IR name, neuron model, process):
 {table}
 """
 
-import hashlib
-import io
-import os
-import sys
-
 import numpy as np
-import scipy.sparse as sp
 
-from spikec.backends.lava import compat as lava_compat
-from spikec.errors import FormatError, SpikecError
+from spikec.backends.lava.exported import (  # noqa: F401  (the process classes build() uses)
+    LIF,
+    DelaySparse,
+    Exported,
+    RingBuffer,
+    SignMode,
+    Sparse,
+    SpikecIF,
+    SpikecReadout,
+    SpikeRecorder,
+    blocks,
+    error_path,
+    main,
+    record,
+    run_network,
+    source_data,
+)
 from spikec.ir.nodes import Input
-from spikec.ir.validate import check_steps, input_array
 
-lava_compat.install()   # lava-nc 0.10 on Python 3.11: in-memory fix of one module, before any lava import
-
-from lava.proc.io.source import RingBuffer  # noqa: E402,F401
-from lava.proc.lif.process import LIF  # noqa: E402,F401
-from lava.proc.sparse.process import DelaySparse, Sparse  # noqa: E402,F401
-from lava.utils.weightutils import SignMode  # noqa: E402,F401
-
-from spikec.backends.lava.procs.if_neuron import SpikecIF  # noqa: E402,F401
-from spikec.backends.lava.procs.readout import SpikecReadout  # noqa: E402,F401
-from spikec.backends.lava.procs.recorder import SpikeRecorder  # noqa: E402,F401
-from spikec.backends import procguard  # noqa: E402
-from spikec.backends.lava.backend import TEMP_PREFIX, run_processes  # noqa: E402
-
-ENCODING = {encoding!r}
-LATENCY = {latency}
-MAX_STEPS = {max_steps!r}   # stock LIF layers are proven exact up to this many steps (None: any)
-LAYERS = {layers!r}   # IR population -> (process, model, recorder)
-SHAPES = {shapes!r}
-READOUT = {readout!r}
-INPUT = Input({input_args})
-PARAMS_SHA256 = {digest!r}   # of the .npz written with this module
-
-
-def _params():
-    path = os.path.splitext(os.path.abspath(__file__))[0] + ".npz"
-    with open(path, "rb") as fh:
-        data = fh.read()
-    if hashlib.sha256(data).hexdigest() != PARAMS_SHA256:
-        raise FormatError(f"{{path}} does not belong to this module (SHA-256 mismatch): it was changed, or "
-                          "an export was interrupted between its two files; export the graph again")
-    with np.load(io.BytesIO(data)) as f:
-        return {{k: f[k] for k in f.files}}
-
-
-def _blocks(P, ref, B):
-    parts = (P[ref + ".data"], P[ref + ".indices"], P[ref + ".indptr"])
-    m = sp.csr_matrix(parts, shape=tuple(P[ref + ".shape"]))
-    return m if B == 1 else sp.block_diag([m] * B, format="csr", dtype=np.int64)
-
-
-def _record(folder, name, shape, dtype):
-    path = os.path.join(folder, name + ".npy")
-    np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape).flush()
-    return path
-
-
-def _load(folder, proc, key):
-    return np.array(np.load(os.path.join(folder, f"{{proc}}.{{key}}.npy")))
-
-
-def _source_data(inputs, hw):
-    B = inputs.shape[0]
-    if ENCODING == "current":
-        return inputs.reshape(-1, 1).astype(np.int32)
-    n = int(np.prod(inputs.shape[2:]))
-    train = inputs.reshape(B, inputs.shape[1], n)[:, :hw]
-    data = np.zeros((B * n, hw), np.int32)
-    data[:, :train.shape[1]] = train.transpose(0, 2, 1).reshape(B * n, -1)
-    return data
+NET = Exported(
+    module_file=__file__,
+    input=Input({input_args}),
+    latency={latency},
+    max_steps={max_steps!r},
+    layers={layers!r},
+    shapes={shapes!r},
+    readout={readout!r},
+    params_sha256={digest!r},
+)
 
 
 def build(inputs, steps, folder):
     """The connected Lava processes for `inputs` and `steps`, with record files in `folder`."""
-    steps, inputs = check_steps(steps), input_array(INPUT, inputs)
-    if MAX_STEPS is not None and steps > MAX_STEPS:
-        raise ValueError(f"exported for runs of up to {{MAX_STEPS}} steps, got {{steps}}")
-    P, B, hw = _params(), inputs.shape[0], steps + LATENCY
+    inputs, steps = NET.checked(inputs, steps)
+    P, B, hw = NET.params(), inputs.shape[0], steps + NET.latency
     procs = {{}}
 {procs}
 {links}
@@ -227,49 +185,9 @@ def build(inputs, steps, folder):
 
 def run(inputs, steps):
     """Run the network; returns {{"output": [B, n_out], "spikes": {{layer: [hw, B, ...]}}, "saturations"}}."""
-    steps, inputs = check_steps(steps), input_array(INPUT, inputs)
-    B, hw = inputs.shape[0], steps + LATENCY
-    # SIGTERM, Ctrl-C or an error stop every Lava worker and remove the folder (spikec's Lava backend
-    # runs the same way); a SIGKILLed run's folder is removed by the next run
-    with procguard.sigterm_raises(), procguard.owned_folder(TEMP_PREFIX) as folder, \
-            procguard.multiprocessing_tempdir(folder):
-        procs = build(inputs, steps, folder)
-        run_processes(next(iter(procs.values())), hw)   # Loihi2SimCfg(select_tag="fixed_pt")
-        for name in sorted(os.listdir(folder)):
-            if name.endswith(".error.txt"):
-                with open(os.path.join(folder, name)) as fh:
-                    raise RuntimeError(f"{{name[:-10]}} failed during the run:\\n{{fh.read()}}")
-        load = lambda proc, key: _load(folder, proc, key)  # noqa: E731
-        out_proc = LAYERS[READOUT][0]
-        result = {{"output": load(out_proc, "acc_path").reshape(B, -1), "spikes": {{}},
-                  "saturations": {{READOUT: int(load(out_proc, "sat_path")[0])}}}}
-        for name, (proc, model, recorder) in LAYERS.items():
-            if model == "lif":
-                spikes, result["saturations"][name] = load(recorder, "path"), 0
-            elif model == "if":
-                spikes = load(proc, "spikes_path")
-                result["saturations"][name] = int(load(proc, "sat_path")[0])
-            else:
-                continue
-            result["spikes"][name] = spikes.astype(np.int8).reshape((hw, B) + SHAPES[name])
-    return result
-
-
-def main(argv):
-    if len(argv) < 3:
-        sys.exit(__doc__)
-    try:
-        result = run(np.load(argv[1]), int(argv[2]))
-    except SpikecError as err:   # bad inputs or parameters: one line, exit status 2
-        print(f"error: {{type(err).__name__}}: {{err}}", file=sys.stderr)
-        sys.exit(2)
-    if "--out" in argv:
-        np.savez(argv[argv.index("--out") + 1], output=result["output"],
-                 **{{"spikes_" + k: v for k, v in result["spikes"].items()}})
-    for b, row in enumerate(result["output"]):
-        print(b, int(np.argmax(row)), " ".join(map(str, row)))
+    return run_network(NET, build, inputs, steps)
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    main(NET, build, __doc__)
 '''
