@@ -266,3 +266,34 @@ def test_every_backend_runs_signed_clips_bit_for_bit(neurons, images):
     graph = spikec.compile(prepared, images[:1], method="qcfs", steps=4)
     report = spikec.verify(graph, graph.encode(images[:1].numpy()), 4, backends=("torch",) + backends)
     assert report.equal, report
+
+
+class MeanPool(nn.Module):
+    def __init__(self, dims, keepdim=False, features=3):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3, padding=1)
+        self.act = QCFS(levels=4, threshold=1.0)
+        self.fc = nn.Linear(features, 2)
+        self.dims, self.keepdim = dims, keepdim
+
+    def forward(self, x):
+        y = self.act(self.conv(x)).mean(self.dims, keepdim=self.keepdim)
+        return self.fc(y.flatten(1))
+
+
+@pytest.mark.parametrize("dims,keepdim", [((2, 3), False), ([-2, -1], True)])
+def test_spatial_mean_lowers_as_global_average_pooling(dims, keepdim, images):
+    torch.manual_seed(0)
+    model = MeanPool(dims, keepdim).eval()
+    pooled = nn.Sequential(model.conv, model.act, nn.AdaptiveAvgPool2d(1), nn.Flatten(), model.fc).eval()
+    a = spikec.compile(model, images[:1], steps=4)
+    b = spikec.compile(pooled, images[:1], steps=4)
+    x = a.encode(images[:3].numpy())
+    assert np.array_equal(run(a, x, 4).output, run(b, x, 4).output)
+
+
+def test_other_means_are_refused(images):
+    with pytest.raises(UnsupportedError, match="spatial mean"):
+        spikec.compile(MeanPool(1, features=36).eval(), images[:1])          # over channels
+    with pytest.raises(UnsupportedError, match="spatial mean"):
+        spikec.compile(MeanPool(3, True, features=18).eval(), images[:1])    # over the width only
