@@ -114,7 +114,7 @@ def remove_stale_temporaries(path) -> list[Path]:
         owned = _OWNED.fullmatch(rest)
         try:
             if owned:
-                if _running(int(owned.group(1))) or not tmp.is_file():
+                if pid_alive(int(owned.group(1))) or not tmp.is_file():
                     continue
                 os.unlink(tmp)
             elif _LEGACY.fullmatch(rest):
@@ -131,11 +131,24 @@ def remove_stale_temporaries(path) -> list[Path]:
     return removed
 
 
-def _running(pid: int) -> bool:
+def process_stat(pid: int) -> tuple[int, str] | None:
+    """(parent pid, state letter) of a live process, None if gone (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return None
+    fields = text[text.rfind(")") + 2:].split()
+    return int(fields[1]), fields[0]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:   # another user's live process
+    except PermissionError:   # someone else's live process
         return True
-    return True
+    info = process_stat(pid)
+    return info is None or info[1] != "Z"

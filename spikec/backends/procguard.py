@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from spikec.fileio import pid_alive, process_stat
+
 
 class Terminated(BaseException):
     """SIGTERM arrived during a guarded run (a BaseException: `except Exception` does not stop it)."""
@@ -64,17 +66,6 @@ def sigterm_raises() -> Iterator[None]:
 # --------------------------------------------------------------------------- processes
 
 
-def _stat(pid: int) -> tuple[int, str] | None:
-    """(parent pid, state letter) of a live process, None if gone (Linux /proc)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            text = fh.read().decode(errors="replace")
-    except OSError:
-        return None
-    fields = text[text.rfind(")") + 2:].split()
-    return int(fields[1]), fields[0]
-
-
 def descendants(pid: int) -> set[int]:
     """Running (not zombie) descendants of `pid`; empty where /proc is unavailable."""
     parents: dict[int, list[int]] = {}
@@ -84,7 +75,7 @@ def descendants(pid: int) -> set[int]:
         return set()
     for entry in entries:
         if entry.isdigit():
-            info = _stat(int(entry))
+            info = process_stat(int(entry))
             if info is not None and info[1] != "Z":
                 parents.setdefault(info[0], []).append(int(entry))
     found: set[int] = set()
@@ -178,15 +169,6 @@ def die_with_parent() -> Iterator[None]:
 # --------------------------------------------------------------------------- folders
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:   # someone else's live process
-        return True
-    info = _stat(pid)
-    return info is None or info[1] != "Z"
 
 
 def remove_stale(prefix: str, root=None) -> list[Path]:

@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from tiny_model import randomize_batchnorm
 
 import spikec
 from spikec.backends.lava import backend as lava_backend
@@ -26,25 +27,13 @@ needs_lava = pytest.mark.skipif(not lava_backend.is_available(),
                                 reason=f"lava unavailable: {lava_backend.why_unavailable()}")
 
 
-def _randomize_batchnorm(model, seed=0):
-    """Give every BatchNorm non-trivial statistics and shifts, so the folded graph has biases."""
-    gen = torch.Generator().manual_seed(seed)
-    for mod in model.modules():
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            n = mod.num_features
-            mod.running_mean.copy_(torch.rand(n, generator=gen) * 0.6 - 0.3)
-            mod.running_var.copy_(torch.rand(n, generator=gen) * 1.5 + 0.5)
-            mod.bias.data.copy_(torch.rand(n, generator=gen) * 0.6 - 0.3)
-    return model.eval()
-
-
 def bn_cnn_graph():
     """small_cnn (Conv-BN-QCFS-AvgPool x 2, linear head with bias) compiled for target "loihi-stock"."""
     from spikec.models import small_cnn
     from spikec.quantize import replace_relu
 
     torch.manual_seed(0)
-    model = _randomize_batchnorm(replace_relu(small_cnn(image_size=8, channels=8, blocks=2), kind="qcfs",
+    model = randomize_batchnorm(replace_relu(small_cnn(image_size=8, channels=8, blocks=2), kind="qcfs",
                                               levels=4, threshold=1.0))
     x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(1))
     return spikec.compile(model, x, method="qcfs", target="loihi-stock"), x
@@ -194,7 +183,7 @@ def test_default_target_graph_is_refused_with_the_target_to_use(tmp_path):
     from spikec.models import small_cnn
     from spikec.quantize import replace_relu
 
-    model = _randomize_batchnorm(replace_relu(small_cnn(image_size=8, channels=8, blocks=2), kind="qcfs",
+    model = randomize_batchnorm(replace_relu(small_cnn(image_size=8, channels=8, blocks=2), kind="qcfs",
                                               levels=4, threshold=1.0))
     graph = spikec.compile(model, x, method="qcfs", target="loihi")
     with pytest.raises(UnsupportedError, match="subtract reset .*compile with target='loihi-stock'"):

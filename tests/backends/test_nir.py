@@ -47,19 +47,15 @@ SIMULATORS = ["norse", pytest.param("spikingjelly", marks=pytest.mark.skipif(
 def stock_cnn(seed: int = 0):
     """small_cnn (Conv-BN-QCFS-AvgPool x 2, linear head) with random BatchNorm statistics, compiled
     for target "loihi-stock": conv, sum pooling, flatten, dense, per-channel biases."""
+    from tiny_model import randomize_batchnorm
+
     from spikec.models import small_cnn
     from spikec.quantize import replace_relu
 
     torch.manual_seed(seed)
     model = replace_relu(small_cnn(image_size=8, channels=6, blocks=2), kind="qcfs", levels=4, threshold=1.0)
-    gen = torch.Generator().manual_seed(seed)
-    for mod in model.modules():
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            n = mod.num_features
-            mod.running_mean.copy_(torch.rand(n, generator=gen) * 0.6 - 0.3)
-            mod.running_var.copy_(torch.rand(n, generator=gen) * 1.5 + 0.5)
-            mod.bias.data.copy_(torch.rand(n, generator=gen) * 0.6 - 0.3)
-    x = torch.rand(4, 1, 8, 8, generator=gen)
+    randomize_batchnorm(model, seed)
+    x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(seed + 1))
     return spikec.compile(model.eval(), x, method="qcfs", target="loihi-stock"), x
 
 
