@@ -12,7 +12,7 @@ from spikec.cli_io import DATA_HELP, build_model, console, emit, load_array, loa
 # Kept literal so `spikec --help` does not import torch; a test compares them with the registries.
 METHODS = ("qcfs", "opi", "maxnorm", "robust", "ftbc", "srp", "ecl")
 TARGETS = ("loihi", "loihi-stock", "int32")
-PRETRAINED = ("cifar10_resnet20_qcfs", "cifar10_resnet20_qcfs_ft", "cifar10_resnet20_relu", "cifar10_vgg_small_qcfs")
+PRETRAINED = tuple(sorted(p.stem for p in (Path(__file__).parent / "pretrained").glob("*.json")))   # shipped models
 FTBC_DEFAULTS = {"alpha": 0.4, "batches": 3, "batch_size": 200}   # steps: --steps (else 32)
 INPUT_HINT = ("spikec needs the range of the inputs to choose the integer input scale: give --input-range LO,HI "
               "(e.g. 0,1 for images in [0, 1]), --calibration (real samples: a .npz / .npy file or a data set "
