@@ -34,7 +34,8 @@ def layer_errors(graph, model, x: torch.Tensor, steps=(1, 2, 4, 8, 16, 32)) -> l
         src = sources[layer.name]
         theta = torch.as_tensor(np.broadcast_to(_per_channel(layer.theta, layer.shape), layer.shape).copy(),
                                 dtype=torch.float64)
-        ann = (acts[layer.name] * _channel_scale(src["scale"], layer.shape) / theta).clamp(0, 1).numpy()
+        low = -1 if layer.theta_neg is not None else 0   # signed layers (ECL, signed clips) emit -1 too
+        ann = (acts[layer.name] * _channel_scale(src["scale"], layer.shape) / theta).clamp(low, 1).numpy()
         spikes = trace.spikes[layer.name][starts[layer.name] - 1: starts[layer.name] - 1 + t_max].astype(np.int32)
         counts = np.cumsum(spikes, axis=0)
         snn = {t: counts[t - 1] / t for t in steps if t <= len(counts)}

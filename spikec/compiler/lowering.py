@@ -126,34 +126,36 @@ class Lowerer:
         # or a pair of unsigned layers for +x and -x whose difference is the value
         signed = getattr(clip_module, "signed", False)
         if signed and getattr(clip_module, "neurons", "signed") == "pair":
-            pos = self._activation_parts(node, source, x, clip, kind + "+", {}, "")
-            neg = self._activation_parts(node, source, x.scale(-1.0, where), clip, kind + "-", {}, ".neg")
+            pos = self._activation_parts(node, source, x, clip, kind + "+", {}, "+")
+            neg = self._activation_parts(node, source, x.scale(-1.0, where), clip, kind + "-", {}, "-")
             return pos.add(neg.scale(-1.0, where), where)
         fields = dict(SIGNED_FIELDS) if signed else {}
         if signed and getattr(clip_module, "v_init", None) is not None:
             fields["v_init"] = float(clip_module.v_init)
-        return self._activation_parts(node, source, x, clip, kind, fields, "")
+        return self._activation_parts(node, source, x, clip, kind, fields)
 
-    def _activation_parts(self, node: fx.Node, source, x: Expr, clip, kind: str, fields: dict, suffix: str) -> Expr:
-        source = str(source) + suffix
+    def _activation_parts(self, node: fx.Node, source, x: Expr, clip, kind: str, fields: dict,
+                          sign: str | None = None) -> Expr:
+        """The IF layer(s) of one activation; `sign` "+" / "-" marks the halves of a pair clip (notes
+        "part": the layer carries max(y, 0) / max(-y, 0) of the module's output y)."""
         where = self.where(node)
         parts = x.channel_parts()
         if parts is None:
-            return self._if_layer(node, str(source), x, clip, kind, fields=fields)
+            return self._if_layer(node, str(source), x, clip, kind, fields=fields, sign=sign)
         outs = []
         for lo, part in parts:   # one IF layer per concatenated part: weights stay unpadded
             hi = lo + part.shape[0]
             part_clip = clip[lo:hi] if clip is not None and clip.ndim == 1 else clip
-            outs.append(self._if_layer(node, str(source), part, part_clip, kind, (lo, hi), fields))
+            outs.append(self._if_layer(node, str(source), part, part_clip, kind, (lo, hi), fields, sign))
         return Expr.concat(outs, where)
 
     def _if_layer(self, node: fx.Node, source: str, x: Expr, clip, kind: str, channels=None,
-                  fields=None) -> Expr:
-        suffix = "" if channels is None else f".c{channels[0]}_{channels[1]}"
+                  fields=None, sign: str | None = None) -> Expr:
+        suffix = ("" if channels is None else f".c{channels[0]}_{channels[1]}") + (".neg" if sign == "-" else "")
         name = self.unique_name(source + suffix, node.name + suffix)
         self.layers.append(FloatLayer(name, "if", x.shape, source=source, node=node.name,
                                       bias=x.compact_bias(), clip=clip, activation=kind, channels=channels,
-                                      fields=dict(fields or {})))
+                                      fields=dict(fields or {}), notes={"part": sign} if sign else {}))
         self.edges += [FloatEdge(src, name, ops) for src, ops in x.edge_chains()]
         return Expr.of_population(name, x.shape)
 

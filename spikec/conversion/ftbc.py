@@ -51,7 +51,8 @@ def layer_sources(graph: Graph) -> dict[str, dict]:
             if row.get("source") is None or row.get("scale") is None:
                 raise ConversionError(f"{name}: meta lacks 'source' or 'scale'; cannot calibrate FTBC")
             out[name] = {"source": str(row["source"]), "node": row.get("node"),
-                         "channels": row.get("channels"), "scale": np.asarray(row["scale"], dtype=np.float64)}
+                         "channels": row.get("channels"), "scale": np.asarray(row["scale"], dtype=np.float64),
+                         "part": (row.get("notes") or {}).get("part")}
     missing = [p.name for p in graph.if_layers if p.name not in out]
     if missing:
         raise ConversionError(f"IF layers {missing} have no ANN source in graph.meta['layers']")
@@ -134,8 +135,9 @@ def _channel_sums(t: torch.Tensor) -> torch.Tensor:
 def _activations(model: torch.nn.Module, sources: dict[str, dict], x: torch.Tensor) -> dict[str, torch.Tensor]:
     """{IF layer name: the ANN activation feeding it} on the float batch x (model in eval mode).
 
-    A torch.fx GraphModule (the compiler's traced, BN-folded model) is read by fx node name; any
-    other module by the activation's module path, with forward hooks.
+    A torch.fx GraphModule holding every recorded fx node (the compiler's traced, BN-folded model)
+    is read by fx node name; any other module (spikec.prepare's output too: the compiler's retrace
+    names its nodes differently) by the activation's module path, with forward hooks.
     """
     from torch import fx
 
@@ -143,7 +145,8 @@ def _activations(model: torch.nn.Module, sources: dict[str, dict], x: torch.Tens
     model.eval()
     try:
         with torch.no_grad():
-            if isinstance(model, fx.GraphModule) and all(s["node"] for s in sources.values()):
+            names = {n.name for n in model.graph.nodes} if isinstance(model, fx.GraphModule) else set()
+            if names and all(s["node"] in names for s in sources.values()):   # the compiler's own trace
                 got = _fx_outputs(model, {s["node"] for s in sources.values()}, x)
                 return {name: _channels(got[s["node"]], s) for name, s in sources.items()}
             got = _hooked_outputs(model, {s["source"] for s in sources.values()}, x)
@@ -153,9 +156,12 @@ def _activations(model: torch.nn.Module, sources: dict[str, dict], x: torch.Tens
 
 
 def _channels(activation: torch.Tensor, source: dict) -> torch.Tensor:
-    """The layer's slice of its node's output (layers split from an activation of a concatenation)."""
+    """The layer's slice of its node's output (layers split from an activation of a concatenation);
+    for one half of a pair signed clip, its part of the value: max(y, 0) ("+") or max(-y, 0) ("-")."""
     span = source.get("channels")
-    return activation if span is None else activation[:, span[0]:span[1]]
+    out = activation if span is None else activation[:, span[0]:span[1]]
+    part = source.get("part")
+    return out if part is None else (out if part == "+" else -out).clamp(min=0)
 
 
 def _fx_outputs(gm, wanted: set[str], x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -297,3 +297,29 @@ def test_other_means_are_refused(images):
         spikec.compile(MeanPool(1, features=36).eval(), images[:1])          # over channels
     with pytest.raises(UnsupportedError, match="spatial mean"):
         spikec.compile(MeanPool(3, True, features=18).eval(), images[:1])    # over the width only
+
+
+def test_ann_targets_of_signed_and_pair_layers(net, images):
+    """FTBC and layer_errors compare each IF layer with its ANN activation: a pair's halves stand
+    for max(y, 0) and max(-y, 0) of the clip's output y; signed layers for y in [-theta, theta]."""
+    from spikec.analysis.layer_error import layer_errors
+    from spikec.conversion.ftbc import _activations, layer_sources
+
+    prepared = spikec.prepare(net, images[:1], calibration=images, linear_bottlenecks="pair")
+    graph = spikec.compile(prepared, images[:1], method="qcfs", steps=8)
+    sources = layer_sources(graph)
+    acts = _activations(prepared, sources, images[:4])
+    y = {}
+    hook = prepared.get_submodule("blocks.0.conv.signed_clip").register_forward_hook(
+        lambda _m, _i, out: y.update(y=out.detach().double()))
+    prepared(images[:4])
+    hook.remove()
+    pos = next(n for n, s in sources.items() if s["source"] == "blocks.0.conv.signed_clip" and s["part"] == "+")
+    assert torch.equal(acts[pos], y["y"].clamp(min=0)) and torch.equal(acts[pos + ".neg"], (-y["y"]).clamp(min=0))
+    assert (y["y"] < 0).any() and (y["y"] > 0).any()
+    rows = {r["layer"]: r for r in layer_errors(graph, prepared, images[:4], steps=(4, 32))}
+    assert set(rows) == {p.name for p in graph.if_layers} and rows[pos + ".neg"]["ann_rate"] > 0
+
+    prepared = spikec.prepare(net, images[:1], calibration=images)
+    rows = layer_errors(spikec.compile(prepared, images[:1], steps=8), prepared, images[:4], steps=(4,))
+    assert any(r["ann_rate"] < 0 for r in rows)   # signed targets are no longer clipped at 0
