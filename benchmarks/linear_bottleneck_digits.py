@@ -10,9 +10,10 @@ Variants (`--neurons`): "signed" (dual-threshold IF, v_init theta/2), "signed-ze
 neurons from v_init 0), "pair" (two unsigned IF layers, +x and -x), and "control": the same
 network with a ReLU6 after every projection (not a linear bottleneck any more), QCFS only.
 Also reported: the ANN prepared with linear_bottlenecks=None (QCFS only, bottlenecks left linear,
-not compilable) after the same fine-tuning: the ANN-side cost of the signed clips.
+not compilable) after the same fine-tuning: the ANN-side cost of the signed clips. `--ftbc` also
+compiles with FTBC bias schedules (3 x 200 training images) and evaluates T <= 32.
 
-    nice -n 19 python benchmarks/linear_bottleneck_digits.py --neurons signed,signed-zero,pair,control
+    nice -n 19 python benchmarks/linear_bottleneck_digits.py --neurons signed,signed-zero,pair,control --ftbc
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from spikec.quantize import evaluate, train
 TS = (1, 2, 4, 8, 16, 32, 64, 256)
 
 
-def run(seed: int, levels: int, epochs: int, finetune: int, channels: int, neurons: str) -> dict:
+def run(seed: int, levels: int, epochs: int, finetune: int, channels: int, neurons: str, ftbc: bool) -> dict:
     data = digits()
     xtr, ytr, xte, yte = data.x_train, data.y_train, data.x_test, data.y_test
     control = neurons == "control"
@@ -59,6 +60,11 @@ def run(seed: int, levels: int, epochs: int, finetune: int, channels: int, neuro
     row["snn"] = {t: ev.accuracy(t) / 100 for t in TS}   # Evaluation.accuracy is in percent
     row["latency"] = int(graph.latency)
     row["if_neurons"] = sum(int(np.prod(p.shape)) for p in graph.if_layers)
+    if ftbc:   # FTBC (Wu et al. 2024) bias schedules, calibrated on 3 x 200 training images, T <= 32
+        fg = spikec.compile(prep, xtr[:1], method="qcfs", steps=32, calibration=xtr[:600],
+                            ftbc=dict(batches=3, batch_size=200))
+        fev = spikec.evaluate(fg, (xte, yte), 32, progress=False)
+        row["snn_ftbc"] = {t: fev.accuracy(t) / 100 for t in TS if t <= 32}
     x = graph.encode(xte[:4].numpy())
     a = spikec.run(graph, x, 4, backend="torch", record=True)
     b = spikec.run(graph, x, 4, backend="reference", record=True)
@@ -71,6 +77,8 @@ def line(r: dict) -> str:
     snn = " ".join(f"T{t}={100 * a:.1f}" for t, a in r["snn"].items())
     linear = r.get("prepared_bottlenecks_linear")
     linear = "-" if linear is None else f"{100 * linear:.1f}"
+    if "snn_ftbc" in r:
+        snn += " | +FTBC " + " ".join(f"T{t}={100 * a:.1f}" for t, a in r["snn_ftbc"].items())
     return (f"{r['neurons']} seed {r['seed']} L={r['levels']}: ANN {100 * r['ann']:.1f} | prepared, bottlenecks "
             f"linear {linear} | prepared ({r['signed_clips']} signed clips) {100 * r['prepared_before_finetune']:.1f}"
             f" -> {100 * r['prepared']:.1f} fine-tuned | SNN {snn} | latency {r['latency']}, "
@@ -85,13 +93,14 @@ def main(argv=None) -> None:
     ap.add_argument("--finetune", type=int, default=10, help="fine-tuning epochs after prepare")
     ap.add_argument("--channels", type=int, default=8)
     ap.add_argument("--neurons", default="signed", help="comma-separated: signed, signed-zero, pair, control")
+    ap.add_argument("--ftbc", action="store_true", help="also compile with FTBC and evaluate T <= 32")
     ap.add_argument("--json", default=None, help="also write the rows to this file")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     rows = []
     for n in args.neurons.split(","):
         for s in args.seeds.split(","):
-            rows.append(run(int(s), args.levels, args.epochs, args.finetune, args.channels, n))
+            rows.append(run(int(s), args.levels, args.epochs, args.finetune, args.channels, n, args.ftbc))
             print(line(rows[-1]), flush=True)
     if args.json:
         with open(args.json, "w") as f:
