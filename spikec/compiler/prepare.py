@@ -33,7 +33,7 @@ from torch import nn
 
 from spikec.compiler.frontend import as_input_tensor, module_scope, trace
 from spikec.compiler.lowering import Lowerer
-from spikec.errors import ConversionError, MissingActivationError
+from spikec.errors import ConversionError, MissingActivationError, SpikecError
 from spikec.quantize.calibrate import calibrate_thresholds
 from spikec.quantize.replace import KINDS
 from spikec.quantize.signed import SignedClip
@@ -250,7 +250,11 @@ def insert_signed_clips(gm: fx.GraphModule, rw: _Rewriter, example: torch.Tensor
     (found by the compiler's own lowering walk: its MissingActivationError problems); return their
     module paths. The clip replaces the value for all of its users (the residual addition too)."""
     sources: list[fx.Node] = []
-    for node, err in Lowerer(gm, example).walk():
+    try:
+        problems = Lowerer(gm, example).walk()
+    except SpikecError:   # the model cannot be lowered at all: nothing to place; spikec.check says why
+        return []
+    for node, err in problems:
         arg = node.args[0] if node.args else node.kwargs.get("input")
         if isinstance(err, MissingActivationError) and isinstance(arg, fx.Node) and arg not in sources:
             sources.append(arg)
