@@ -156,7 +156,7 @@ def test_prepare_inserts_calibrated_signed_clips(net, images):
     values = torch.cat(seen)
     values = values[values > 0]
     k = int(round(values.numel() * 0.999))
-    assert float(clips["blocks.0.conv.signed_clip"].lam.detach()) == pytest.approx(float(values.kthvalue(k).values.detach()))
+    assert float(clips["blocks.0.conv.signed_clip"].lam.detach()) == pytest.approx(float(values.kthvalue(k).values))
     assert spikec.check(spikec.prepare(net, images[:1], linear_bottlenecks=None), images[:1])
     with pytest.raises(ConversionError):
         spikec.prepare(net, images[:1], linear_bottlenecks="relu")
