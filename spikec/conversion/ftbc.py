@@ -72,8 +72,7 @@ def replay_errors(drive, steps: int, target: torch.Tensor, layer: IF) -> torch.T
     """
     dtype = target.dtype
     shape = tuple(target.shape)
-    full = lambda a: torch.as_tensor(np.ascontiguousarray(broadcast_param(a, layer.shape)),  # noqa: E731
-                                     dtype=dtype)
+    full = lambda a: torch.as_tensor(np.array(broadcast_param(a, layer.shape)), dtype=dtype)  # noqa: E731
     theta = full(layer.theta)
     v = full(layer.v_init).expand(shape).clone()
     if layer.theta_neg is None:
