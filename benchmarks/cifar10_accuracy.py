@@ -52,8 +52,6 @@ ROWS = [
     ("ResNet-20 ReLU, robust", "cifar10_resnet20_relu", "robust", {}, "loihi"),
     ("ResNet-20 ReLU, OPI", "cifar10_resnet20_relu", "opi", {}, "loihi"),
     ("ResNet-20 ReLU -> QCFS fine-tuned", "cifar10_resnet20_qcfs_ft", "qcfs", {}, "loihi"),
-    ("ResNet-20 QCFS, 46 epochs", "cifar10_resnet20_qcfs_long", "qcfs", {}, "loihi"),
-    ("ResNet-20 QCFS, 46 epochs + SRP (tau=4)", "cifar10_resnet20_qcfs_long", "qcfs", {"srp_presim": 4}, "loihi"),
     ("VGG QCFS", "cifar10_vgg_small_qcfs", "qcfs", {}, "loihi"),
     ("VGG QCFS, int32 target", "cifar10_vgg_small_qcfs", "qcfs", {}, "int32"),
     ("VGG QCFS, float SNN", "cifar10_vgg_small_qcfs", "qcfs", {}, "float"),

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -113,24 +112,45 @@ def test_live_owners_folders_are_kept(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, other.name])
 
 
-def test_interrupted_run_in_process_stops_its_workers(tmp_path, monkeypatch):
-    """KeyboardInterrupt in the middle of a run: the caller survives, nothing of the run does."""
-    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
-    before = procguard.descendants(os.getpid())
-    main = threading.main_thread().ident
+IN_PROCESS = f"""
+import os, signal, sys, tempfile, threading, time
+import numpy as np
+sys.path.insert(0, {os.path.dirname(os.path.dirname(__file__))!r})
+from processes import wait_until
+import spikec
+from spikec.backends import procguard
+from test_lava_kill import graph
 
-    def interrupt():
-        wait_until(lambda: len(procguard.descendants(os.getpid()) - before) >= 3, 120, "the Lava workers")
-        time.sleep(1.0)
-        signal.pthread_kill(main, signal.SIGINT)
+before = procguard.descendants(os.getpid())
+main = threading.main_thread().ident
 
-    timer = threading.Thread(target=interrupt, daemon=True)
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        spikec.run(graph(), np.ones((1, 6), np.int64), LONG, backend="lava")
-    timer.join()
-    left = [pid for pid in procguard.descendants(os.getpid()) - before if not procguard._is_resource_tracker(pid)]
-    assert left == []
-    assert list(tmp_path.iterdir()) == []
-    # and the backend still works afterwards, in the same process
-    assert spikec.run(graph(), np.ones((1, 6), np.int64), 3, backend="lava").output.shape == (1, 2)
+def interrupt():
+    wait_until(lambda: len(procguard.descendants(os.getpid()) - before) >= 3, 120, "the Lava workers")
+    time.sleep(1.0)
+    signal.pthread_kill(main, signal.SIGINT)
+
+timer = threading.Thread(target=interrupt, daemon=True)
+timer.start()
+try:
+    spikec.run(graph(), np.ones((1, 6), np.int64), {LONG}, backend="lava")
+    sys.exit("the run was not interrupted")
+except KeyboardInterrupt:
+    pass
+timer.join()
+left = [p for p in procguard.descendants(os.getpid()) - before if not procguard._is_resource_tracker(p)]
+assert left == [], left
+assert os.listdir(tempfile.gettempdir()) == [], os.listdir(tempfile.gettempdir())
+# and the backend still works afterwards, in the same process
+assert spikec.run(graph(), np.ones((1, 6), np.int64), 3, backend="lava").output.shape == (1, 2)
+print("OK")
+"""
+
+
+def test_interrupted_run_in_process_stops_its_workers(tmp_path):
+    """KeyboardInterrupt in the middle of a run: the caller survives, nothing of the run does.
+    In a fresh interpreter: a SIGINT to a pytest-xdist worker would take the worker down."""
+    env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONUNBUFFERED="1")
+    here = os.path.dirname(__file__)
+    done = subprocess.run([sys.executable, "-c", IN_PROCESS], env=env, cwd=here, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip().endswith("OK"), done.stdout + done.stderr
