@@ -31,7 +31,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from spikec.fileio import pid_alive, process_stat
@@ -188,19 +188,29 @@ def remove_stale(prefix: str, root=None) -> list[Path]:
     return removed
 
 
+SOCKET_DIR_MAX = 107 - len("/listener-XXXXXXXX")   # AF_UNIX paths hold 107 bytes on Linux
+SOCKET_PREFIX = "spikec-mp-"
+
+
 @contextmanager
 def multiprocessing_tempdir(folder: str) -> Iterator[None]:
+    """Make multiprocessing put its sockets in `folder` (so they go with it), or, where the socket
+    path would exceed the AF_UNIX limit (a long TMPDIR), in an owned folder under /tmp."""
     from multiprocessing import process
 
     config = process.current_process()._config
     if "tempdir" in config:   # this program made one already; it removes it at exit
         yield
         return
-    config["tempdir"] = folder
-    try:
-        yield
-    finally:
-        config.pop("tempdir", None)
+    with ExitStack() as stack:
+        if len(os.fsencode(folder)) > SOCKET_DIR_MAX:
+            short_root = "/tmp" if os.path.isdir("/tmp") else None
+            folder = stack.enter_context(owned_folder(SOCKET_PREFIX, short_root))
+        config["tempdir"] = folder
+        try:
+            yield
+        finally:
+            config.pop("tempdir", None)
 
 
 @contextmanager

@@ -154,3 +154,16 @@ def test_interrupted_run_in_process_stops_its_workers(tmp_path):
     done = subprocess.run([sys.executable, "-c", IN_PROCESS], env=env, cwd=here, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0 and done.stdout.strip().endswith("OK"), done.stdout + done.stderr
+
+
+def test_a_long_tmpdir_still_runs_and_leaves_nothing(tmp_path):
+    """multiprocessing's sockets would overflow AF_UNIX's 107 bytes under a long TMPDIR (pytest-xdist's
+    folders are): they go to an owned folder under /tmp instead, removed with the run."""
+    long = tmp_path / ("d" * 70)
+    long.mkdir()
+    script = SCRIPT.replace(f"{LONG}, backend", "3, backend").replace("spikec.run(", "print(spikec.run(") + ".output)"
+    env = dict(os.environ, TMPDIR=str(long))
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "[[" in done.stdout
+    assert list(long.iterdir()) == []
