@@ -8,10 +8,11 @@ from pathlib import Path
 import click
 
 from spikec.cli_io import DATA_HELP, build_model, console, emit, load_array, load_data, parse_shape, show_findings
+from spikec.compiler import methods, targets
 
 # Kept literal so `spikec --help` does not import torch; a test compares them with the registries.
-METHODS = ("qcfs", "opi", "maxnorm", "robust", "ftbc", "srp", "ecl")
-TARGETS = ("loihi", "loihi-stock", "int32")
+METHODS = tuple(methods.METHODS)   # the registries' names: a registered method or target is a CLI choice
+TARGETS = tuple(targets.TARGETS)
 PRETRAINED = tuple(sorted(p.stem for p in (Path(__file__).parent / "pretrained").glob("*.json")))   # shipped models
 FTBC_DEFAULTS = {"alpha": 0.4, "batches": 3, "batch_size": 200}   # steps: --steps (else 32)
 INPUT_HINT = ("spikec needs the range of the inputs to choose the integer input scale: give --input-range LO,HI "

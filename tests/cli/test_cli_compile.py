@@ -56,8 +56,8 @@ def test_help_shows_choices_and_defaults():
     res = invoke("compile", "--help")
     text = " ".join(res.output.split())
     assert res.exit_code == 0
-    assert "[qcfs|opi|maxnorm|robust|ftbc|srp|ecl]" in text and "[default: qcfs]" in text
-    assert "[loihi|loihi-stock|int32]" in text and "[default: loihi]" in text
+    assert "[" + "|".join(METHODS) + "]" in text and "[default: qcfs]" in text
+    assert "[" + "|".join(TARGETS) + "]" in text and "[default: loihi]" in text
     assert "--input-range" in text and "--srp-tau" in text and "[default: 0.4]" in text
 
 
