@@ -18,6 +18,7 @@ import numpy as np
 from spikec.errors import OverflowRiskError
 from spikec.ir.graph import Graph
 from spikec.ir.nodes import IF, Flatten, Input, Readout, SumPool2d
+from spikec.ir.rowblocks import row_blocks
 
 
 def source_range(pop) -> tuple[float, float]:
@@ -60,12 +61,11 @@ def edge_interval(ops, src_shape, lo: float, hi: float) -> tuple[np.ndarray, np.
 def _dense_interval(weight: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bounds of weight @ x for x in [lo, hi], in row blocks (no whole-matrix float copies)."""
     out_lo, out_hi = np.empty(weight.shape[0]), np.empty(weight.shape[0])
-    step = max(1, (1 << 21) // max(1, weight.shape[1]))
-    for i in range(0, weight.shape[0], step):
-        w = weight[i:i + step].astype(np.float64)
+    for b in row_blocks(*weight.shape):
+        w = weight[b].astype(np.float64)
         wp, wn = np.maximum(w, 0), np.minimum(w, 0)
-        out_lo[i:i + step] = wp @ lo + wn @ hi
-        out_hi[i:i + step] = wp @ hi + wn @ lo
+        out_lo[b] = wp @ lo + wn @ hi
+        out_hi[b] = wp @ hi + wn @ lo
     return out_lo, out_hi
 
 

@@ -33,6 +33,7 @@ from spikec.errors import ConversionError, OverflowRiskError
 from spikec.ir.graph import Graph
 from spikec.ir.nodes import IF, Conv2d, Dense, Edge, Flatten, Input, Readout, SumPool2d
 from spikec.ir.report import edge_keys
+from spikec.ir.rowblocks import row_blocks
 
 MAX_MEMBRANE_BITS = 3
 
@@ -248,15 +249,6 @@ def _abs_max(weight: np.ndarray, per_row: bool):
     rows = np.concatenate([np.abs(flat[b]).max(1) for b in row_blocks(flat.shape[0], flat.shape[1])]) \
         if flat.size else np.zeros(flat.shape[0])
     return rows if per_row else (rows.max() if rows.size else np.float64(0))
-
-
-ROW_BLOCK = 1 << 21   # elements per block when a weight array is processed in row blocks
-
-
-def row_blocks(rows: int, per_row: int):
-    """Slices of about ROW_BLOCK elements over `rows` rows: big weights never get whole-array temporaries."""
-    step = max(1, ROW_BLOCK // max(1, per_row))
-    return [slice(i, min(rows, i + step)) for i in range(0, rows, step)]
 
 
 def _round_weights(weight: np.ndarray, gain: np.ndarray, tmin: int, tmax: int, max_exp: int):

@@ -25,6 +25,7 @@ import numpy as np
 
 from spikec.errors import OverflowRiskError
 from spikec.ir.nodes import IF, Conv2d, Dense, Input, Readout, SumPool2d
+from spikec.ir.rowblocks import row_blocks
 
 SAFE = 2 ** 62
 _GAINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -49,9 +50,7 @@ def op_gain(op) -> int:
     gain = _GAINS.get(op)
     if gain is None:
         w = op.weight.reshape(op.weight.shape[0], -1)
-        step = max(1, (1 << 21) // max(1, w.shape[1]))   # row blocks: no whole-matrix temporaries
-        gain = _GAINS[op] = max((_row_abs_sum_max(w[i:i + step]) for i in range(0, w.shape[0], step)),
-                                default=0)
+        gain = _GAINS[op] = max((_row_abs_sum_max(w[b]) for b in row_blocks(*w.shape)), default=0)
     return gain
 
 

@@ -9,8 +9,9 @@ from torch import nn
 
 import spikec
 from spikec.compiler import memory
-from spikec.compiler.integer import _round_weights, row_blocks
+from spikec.compiler.integer import _round_weights
 from spikec.errors import ResourceError
+from spikec.ir.rowblocks import row_blocks
 
 
 def _mlp():
@@ -41,7 +42,7 @@ def test_estimate_counts_weights_twice_and_calibration_activations():
 
 
 def test_row_blocks_cover_every_row_once(monkeypatch):
-    monkeypatch.setattr("spikec.compiler.integer.ROW_BLOCK", 10)
+    monkeypatch.setattr("spikec.ir.rowblocks.ROW_BLOCK", 10)
     blocks = row_blocks(23, 4)
     assert [b.start for b in blocks] == [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22]
     assert sum(b.stop - b.start for b in blocks) == 23
@@ -53,7 +54,7 @@ def test_blockwise_rounding_equals_whole_array_rounding(monkeypatch, max_exp):
     weight = rng.normal(size=(37, 5, 3, 3)) * 40
     gain = rng.uniform(0.5, 4, size=(37, 1, 1, 1))
     whole = _round_weights(weight, gain, -255, 255, max_exp)
-    monkeypatch.setattr("spikec.compiler.integer.ROW_BLOCK", 7)
+    monkeypatch.setattr("spikec.ir.rowblocks.ROW_BLOCK", 7)
     blocked = _round_weights(weight, gain, -255, 255, max_exp)
     assert np.array_equal(whole[0], blocked[0]) and whole[1] == blocked[1]
     assert whole[2]["clipped"] == blocked[2]["clipped"] and whole[2]["zeroed"] == blocked[2]["zeroed"]
