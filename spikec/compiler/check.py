@@ -54,6 +54,8 @@ _PRODUCT = ("multiplies two activations (squeeze-and-excitation gating, attentio
 _NORM = ("normalises each sample by its own statistics (a data-dependent division); only BatchNorm with "
          "running statistics folds into weights: replace it by BatchNorm and fine-tune")
 _ATTENTION = ("attention multiplies activations (queries x keys, softmax); transformers are not IF networks")
+_REARRANGE = ("only flattening to [B, N] and channel shuffles (view(B, g, C // g, H, W) -> transpose(1, 2) -> "
+              "view(B, C, H, W)) rearrange a tensor into spiking ops; keep (C, H, W) order")
 
 # lower-cased module class / function / method name -> (suggestion, fixable by prepare)
 SUGGESTIONS: dict[str, tuple[str, bool]] = {
@@ -86,8 +88,8 @@ SUGGESTIONS: dict[str, tuple[str, bool]] = {
     "gru": ("recurrent layers are not feed-forward CNN layers; spikec converts feed-forward CNNs", False),
     "upsample": ("no upsampling op in the IF graph; use a strided transposed design without it", False),
     "interpolate": ("no upsampling op in the IF graph", False),
-    "permute": ("only flattening to [B, N] is a spiking op; keep (C, H, W) order", False),
-    "transpose": ("only flattening to [B, N] is a spiking op; keep (C, H, W) order", False),
+    "permute": (_REARRANGE, False),
+    "transpose": (_REARRANGE, False),
     "stochasticdepth": ("stochastic depth is random in training mode; in eval mode it is the identity but "
                         "spikec does not know the module: replace it by nn.Identity for conversion", False),
     "dropout1d": ("replace by nn.Identity for conversion (dropout is the identity in eval mode)", False),
@@ -102,8 +104,14 @@ _BY_MESSAGE = [
         True)),
     ("no activation between", ("insert an activation between the two linear layers, or merge them into "
                                "one (spikec needs an activation after every conv / linear)", False)),
-    ("only flattening to [B, N]", ("flatten to [B, N] in (C, H, W) order right before a Linear layer; other "
-                                   "reshapes (channel shuffle, tokens) have no spiking op", False)),
+    ("only flattening to [B, N]", ("flatten to [B, N] in (C, H, W) order right before a Linear layer; split "
+                                   "channels only to shuffle them (view(B, g, C // g, H, W) -> transpose(1, 2) "
+                                   "-> view(B, C, H, W)); other reshapes (tokens) have no spiking op", False)),
+    ("view of split channels", ("merge the split channel axes back (view(B, C, H, W)) right after permuting "
+                                "them: a channel shuffle is the only use of such a view", False)),
+    ("can be split or sliced", ("select channels along dim 1 only (chunk, split, narrow, x[:, a:b])", False)),
+    ("depthwise convolutions can absorb", ("use groups=1 (or a depthwise conv) where the rearranged channels are "
+                                           "read: a grouped conv's channel blocks would need zero weights", False)),
     ("unequal size", ("choose an input size whose feature maps divide by the adaptive pool's output size",
                       False)),
     ("divisor must be uniform", (f"{PREPARE} by a pool with a uniform divisor (divisor_override = k*k)", True)),

@@ -169,8 +169,9 @@ class FloatLayer:
     v_init: initial membrane as a fraction of theta. fields: extra IF fields (the method policy's;
     a signed clip's own {"theta_neg": 1.0, "gate": "none"}, set at lowering, in theta units).
     scale: for the input, integer input units per float input unit.
-    channels: (start, stop) when the layer is one slice of its fx node's output channels (an
-    activation of a concatenation, split per part); None for the whole output.
+    channels: (start, stop) or (start, stop, step) when the layer holds channels range(*channels) of
+    its fx node's output (an activation of a concatenation or channel shuffle, split per part, or
+    split where a later channel selection reads only some channels); None for the whole output.
     """
 
     name: str
@@ -186,7 +187,7 @@ class FloatLayer:
     fields: dict = field(default_factory=dict)
     scale: float = 1.0
     notes: dict = field(default_factory=dict)
-    channels: tuple[int, int] | None = None
+    channels: tuple[int, ...] | None = None
 
     @property
     def signed(self) -> bool:

@@ -86,7 +86,8 @@ def simulate(fir: FloatGraph, inputs, steps: int, dtype=torch.float64, every_ste
 
 def ann_forward(fir: FloatGraph, x) -> np.ndarray:
     """The ANN the float IR encodes, before normalization: each IF layer computes
-    min(max(z, 0), clip) (ReLU when it has no clip), the readout returns z. float64 [B, N].
+    min(max(z, 0), clip) (ReLU when it has no clip; a signed layer clamp(z, -clip, clip)), the
+    readout returns z. float64 [B, N].
     Used to check lowering against the PyTorch model (quantising clips like QCFS are not
     reproduced: they round inside the clip)."""
     if fir.normalized:
@@ -101,8 +102,9 @@ def ann_forward(fir: FloatGraph, x) -> np.ndarray:
         z = z + sum(_apply(e.ops, out[e.src]) for e in fir.in_edges(lay.name))
         if lay.kind == "readout":
             return z.numpy()
-        a = torch.relu(z)
-        if lay.clip is not None:
-            a = torch.minimum(a, _param(lay.clip, lay.shape, torch.float64))
+        clip = None if lay.clip is None else _param(lay.clip, lay.shape, torch.float64)
+        a = torch.maximum(z, -clip) if lay.signed else torch.relu(z)
+        if clip is not None:
+            a = torch.minimum(a, clip)
         out[lay.name] = a
     raise ValueError("float IR has no readout")

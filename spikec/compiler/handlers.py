@@ -1,7 +1,9 @@
 """The lowering table: one function per supported module type, function or Tensor method.
 
 A handler gets (lowerer, fx node, symbolic args, symbolic kwargs, the real output tensor) and
-returns the node's value: an affine expression (spikec.compiler.expr.Expr) or a Const. Tables:
+returns the node's value: an affine expression (spikec.compiler.expr.Expr), a ChannelSplit (a view
+with the channel dim split into axes, inside a channel shuffle), a tuple of them (chunk, split) or
+a Const. Tables:
 MODULES (by module type, looked up along the MRO), FUNCTIONS, METHODS (by name) and HINTS (what
 to do instead, for well-known unsupported ops such as max pooling).
 """
@@ -18,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spikec.compiler.bnfold import bn_affine
-from spikec.compiler.expr import Expr
+from spikec.compiler.expr import ChannelSplit, Expr
 from spikec.compiler.floatir import FloatConv, FloatDense
 from spikec.errors import UnsupportedError
 from spikec.quantize.activations import ClipActivation
@@ -184,7 +186,7 @@ def _padded_sum_pool(x: Expr, kernel, stride, pad, right, where: str) -> Expr:
     extra = (right[0] - pad[0], right[1] - pad[1])
     taps = np.zeros((kernel[0] + extra[0], kernel[1] + extra[1]), np.float64)
     taps[extra[0]:, extra[1]:] = 1.0
-    if any(t.embed is not None for t in x.terms):   # after a concatenation: a full (diagonal) conv
+    if any(t.place is not None for t in x.terms):   # channels placed (cat, shuffle): a full (diagonal) conv
         w = np.eye(channels)[:, :, None, None] * taps
         return x.weighted(FloatConv(w, stride, right, (1, 1), 1), None, where, x.origin)
     w = np.broadcast_to(taps, (channels, 1) + taps.shape).copy()
@@ -243,20 +245,110 @@ def lower_mean(low, node, args, kwargs, out):
 
 
 def lower_reshape(low, node, args, kwargs, out):
-    """view / reshape / flatten / squeeze: only the identity or a flatten to [B, N] is an IR op."""
-    x = low.expr(node, args[0])
+    """view / reshape / flatten / squeeze: the identity, a flatten to [B, N], a split of the channel
+    dim into axes, or the merge of a split back into channels (a channel shuffle: a permutation)."""
+    x = args[0] if isinstance(args[0], ChannelSplit) else low.expr(node, args[0])
     shape = tuple(out.shape[1:])
     if out.ndim >= 1 and out.shape[0] == low.batch:
-        if shape == x.shape:
-            return x
-        if shape == (int(np.prod(x.shape)),):
-            return x.flatten()
+        if isinstance(x, ChannelSplit):
+            if shape in (x.expr.shape, (int(np.prod(x.shape)),)):
+                merged = low.select(x.expr, x.channel_order())
+                return merged if shape == merged.shape else merged.flatten()
+        else:
+            if shape == x.shape:
+                return x
+            if shape == (int(np.prod(x.shape)),):
+                return x.flatten()
+            axes = len(shape) - len(x.shape) + 1   # the axes the channel dim becomes
+            if axes >= 2 and shape[axes:] == x.shape[1:] and int(np.prod(shape[:axes])) == x.shape[0]:
+                return ChannelSplit.of(x, shape[:axes])
     raise UnsupportedError(f"{low.where(node)}: reshapes [B, {', '.join(map(str, x.shape))}] to "
-                           f"{list(out.shape)}; only flattening to [B, N] (C, H, W order) is supported")
+                           f"{list(out.shape)}; only flattening to [B, N] (C, H, W order) is supported, "
+                           "or splitting the channel dim into axes and merging them back (a channel shuffle)")
+
+
+def lower_transpose(low, node, args, kwargs, out):
+    """torch.transpose / Tensor.transpose / swapaxes of two split channel axes (a channel shuffle)."""
+    dims = list(range(out.ndim))
+    d0, d1 = (int(_arg(args, kwargs, i, n)) % out.ndim for i, n in ((1, "dim0"), (2, "dim1")))
+    dims[d0], dims[d1] = dims[d1], dims[d0]
+    return _permute_split(low, node, args[0], dims)
+
+
+def lower_permute(low, node, args, kwargs, out):
+    """torch.permute / Tensor.permute of split channel axes (a channel shuffle)."""
+    dims = args[1:] or (kwargs["dims"],)
+    if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
+        dims = dims[0]
+    return _permute_split(low, node, args[0], [int(d) % out.ndim for d in dims])
+
+
+def _permute_split(low, node, x, dims: list[int]) -> ChannelSplit:
+    where = low.where(node)
+    if not isinstance(x, ChannelSplit):
+        shape = ", ".join(map(str, low.expr(node, x).shape))
+        raise UnsupportedError(f"{where}: permutes the dims of a [B, {shape}] tensor; only the axes of a split "
+                               "channel dim can be permuted (a channel shuffle: view(B, g, C // g, H, W) -> "
+                               "transpose(1, 2) -> view(B, C, H, W))")
+    k = len(x.sizes)
+    if dims[0] != 0 or dims[k + 1:] != list(range(k + 1, len(dims))):
+        raise UnsupportedError(f"{where}: moves the batch or spatial dims of a view of split channels; only "
+                               f"its channel axes (dims 1..{k}) can be permuted")
+    return x.permuted([d - 1 for d in dims[1:k + 1]])
+
+
+def _selection_dim(low, node, x: Expr, dim) -> None:
+    if not isinstance(dim, int) or dim % (len(x.shape) + 1) != 1:
+        raise UnsupportedError(f"{low.where(node)}: selects along dim {dim} of a [B, {', '.join(map(str, x.shape))}] "
+                               "tensor; only the channel dimension (dim 1 of [B, C, H, W] or [B, N]) can be "
+                               "split or sliced")
+
+
+def lower_split(low, node, args, kwargs, out):
+    """torch.chunk / torch.split / Tensor.chunk / Tensor.split along channels: consecutive channel
+    blocks, as large as the real outputs (a tuple of selections)."""
+    x = low.expr(node, args[0])
+    _selection_dim(low, node, x, _arg(args, kwargs, 2, "dim", 0))
+    parts, start = [], 0
+    for part in out:
+        size = int(part.shape[1])
+        parts.append(low.select(x, np.arange(start, start + size)))
+        start += size
+    return tuple(parts)
+
+
+def lower_narrow(low, node, args, kwargs, out):
+    """torch.narrow / Tensor.narrow along channels: `length` channels from `start`."""
+    x = low.expr(node, args[0])
+    _selection_dim(low, node, x, _arg(args, kwargs, 1, "dim"))
+    start = _plain(_arg(args, kwargs, 2, "start")) % x.shape[0]
+    return low.select(x, np.arange(start, start + int(out.shape[1])))
+
+
+def lower_getitem(low, node, args, kwargs, out):
+    """operator.getitem: one result of a chunk / split, or x[:, a:b] / x[:, a:b:s] (a channel slice)."""
+    obj, index = args
+    if isinstance(obj, (tuple, list)):
+        return obj[_plain(index)]
+    x = low.expr(node, obj)
+    items = index if isinstance(index, tuple) else (index,)
+    items = items[:-1] if items and items[-1] is Ellipsis else items
+    full = slice(None)
+    if not (2 <= len(items) <= len(x.shape) + 1 and items[0] == full and isinstance(items[1], slice)
+            and all(i == full for i in items[2:])):
+        raise UnsupportedError(f"{low.where(node)}: indexes a [B, {', '.join(map(str, x.shape))}] tensor with "
+                               f"{index!r}; only a channel slice (x[:, a:b] or x[:, a:b:s]) is supported")
+    chans = items[1]
+    return low.select(x, np.arange(x.shape[0])[slice(*(_plain(v) for v in (chans.start, chans.stop, chans.step)))])
+
+
+def _plain(value):
+    """A python number from a symbolic constant (a size computed from x.shape) or a number."""
+    return value.value if isinstance(value, Const) else value
 
 
 def lower_identity(low, node, args, kwargs, out):
-    return low.expr(node, args[0])
+    return args[0] if isinstance(args[0], ChannelSplit) else low.expr(node, args[0])
 
 
 def lower_shape_query(low, node, args, kwargs, out):
@@ -378,6 +470,13 @@ FUNCTIONS = {
     torch._C._nn.avg_pool2d: lower_avgpool_fn,
     F.adaptive_avg_pool2d: lower_adaptive_fn,
     torch.flatten: lower_reshape,
+    torch.transpose: lower_transpose,
+    torch.swapaxes: lower_transpose,
+    torch.permute: lower_permute,
+    torch.chunk: lower_split,
+    torch.split: lower_split,
+    torch.narrow: lower_narrow,
+    operator.getitem: lower_getitem,
     torch.mean: lower_mean,
     torch.reshape: lower_reshape,
     torch.squeeze: lower_reshape,
@@ -406,6 +505,8 @@ METHODS = {
     "relu": lower_relu, "relu_": lower_relu,
     "clamp": lower_clamp, "clamp_": lower_clamp, "clip": lower_clamp, "clip_": lower_clamp,
     "view": lower_reshape, "reshape": lower_reshape, "flatten": lower_reshape, "squeeze": lower_reshape,
+    "transpose": lower_transpose, "swapaxes": lower_transpose, "permute": lower_permute,
+    "chunk": lower_split, "split": lower_split, "narrow": lower_narrow,
     "contiguous": lower_identity, "clone": lower_identity, "detach": lower_identity,
     "add": lower_add, "add_": lower_add, "sub": lower_sub, "sub_": lower_sub,
     "mul": lower_mul, "mul_": lower_mul, "div": lower_div, "div_": lower_div,

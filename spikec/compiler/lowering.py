@@ -8,6 +8,12 @@ name). A node that cannot be lowered is recorded as a problem (module path, sour
 replaced by a stand-in population of its real output's shape, so the walk goes on and finds every
 problem in one pass; `lower` then raises one UnsupportedError listing them all, `problems`
 returns them (spikec.check). Nodes that touch no input-derived tensor are evaluated as constants.
+
+Channel selections (chunk, split, narrow, slices, the second half of a channel shuffle) add no op:
+a later conv reads the selected channels by its weight columns. When one reads only some channels
+of an IF layer (shufflenet's chunk after a shuffle), the walk notes which channels are read
+together and walks again with that activation split into one IF layer per group of channels, so
+that every edge reads whole layers: no zero weight columns, no copies, the same neurons.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import torch.fx as fx
 from torch import nn
 from torch.fx.node import map_aggregate, map_arg
 
-from spikec.compiler.expr import Expr
+from spikec.compiler.expr import ChannelSplit, Expr, Term, arithmetic_runs
 from spikec.compiler.floatir import FloatConv, FloatEdge, FloatGraph, FloatLayer, weighted_index
 from spikec.compiler.frontend import module_scope, source_line
 from spikec.compiler.handlers import (
@@ -60,10 +66,17 @@ class Lowerer:
         self.modules = dict(gm.named_modules())
         self.example = example
         self.batch = int(example.shape[0])
+        self.cuts: dict[str, set[tuple[int, ...]]] = {}   # fx node -> channel groups read apart (see select)
+        self._start()
+
+    def _start(self) -> None:
+        """The state of one walk (the cuts found so far stay)."""
         self.layers: list[FloatLayer] = []
+        self.by_name: dict[str, FloatLayer] = {}
         self.edges: list[FloatEdge] = []
         self.names: set[str] = set()
         self.problems: list[tuple[fx.Node, UnsupportedError]] = []   # (node, error), graph order
+        self.new_cuts: dict[str, set[tuple[int, ...]]] = {}
 
     # helpers used by handlers
     def module(self, node: fx.Node) -> nn.Module:
@@ -83,6 +96,10 @@ class Lowerer:
         return f"{name} ({function_name(node.target)}{at}{inside})"
 
     def expr(self, node: fx.Node, value) -> Expr:
+        if isinstance(value, ChannelSplit):
+            raise UnsupportedError(f"{self.where(node)}: uses a [B, {', '.join(map(str, value.shape))}] view of "
+                                   "split channels; only permuting its channel axes and merging them back "
+                                   "into one channel dim (a channel shuffle) are supported")
         if not isinstance(value, Expr):
             raise UnsupportedError(f"{self.where(node)}: expected a tensor computed from the model input, "
                                    f"got a constant {type(getattr(value, 'value', value)).__name__}")
@@ -97,6 +114,37 @@ class Lowerer:
             name, i = f"{base}_{i}", i + 1
         self.names.add(name)
         return name
+
+    def select(self, x: Expr, channels) -> Expr:
+        """x's channels (features) `channels`, in that order: no op, the terms' placements change.
+        An IF layer read only in part is noted (new_cuts), so that the next walk splits it there."""
+        y = x.select(channels)
+        for t in y.terms:
+            if t.place is not None:
+                self._note_partial_read(t)
+        return y
+
+    def _note_partial_read(self, t: Term) -> None:
+        layer = self.by_name.get(t.src)
+        read = t.source_channels()
+        if layer is None or layer.kind != "if" or read is None or len(read) == layer.shape[0]:
+            return
+        positions = np.arange(layer.shape[0]) if layer.channels is None else np.arange(*layer.channels)
+        group = tuple(int(c) for c in positions[read])
+        if group not in self.cuts.get(layer.node, ()):
+            self.new_cuts.setdefault(layer.node, set()).add(group)
+
+    def pieces(self, node: fx.Node, x: Expr) -> list[np.ndarray]:
+        """The channel groups of an activation's IF layers, ordered by first channel: x's concatenated
+        parts, split where a read takes some of their channels only (cuts) and where a term's
+        channels leave their own order (order_runs), each an arithmetic progression (a
+        FloatLayer.channels range)."""
+        chans = np.arange(x.shape[0])
+        keys = [x.part_ids(), *x.order_runs()] + [np.isin(chans, group) for group in self.cuts.get(node.name, ())]
+        groups: dict[tuple, list[int]] = {}
+        for c, key in enumerate(zip(*keys)):
+            groups.setdefault(key, []).append(c)
+        return sorted((run for g in groups.values() for run in arithmetic_runs(g)), key=lambda r: r[0])
 
     def activation(self, node: fx.Node, x: Expr, clip_module, fixed_clip: float | None = None,
                    relay_clip=None) -> Expr:
@@ -139,25 +187,29 @@ class Lowerer:
         """The IF layer(s) of one activation; `sign` "+" / "-" marks the halves of a pair clip (notes
         "part": the layer carries max(y, 0) / max(-y, 0) of the module's output y)."""
         where = self.where(node)
-        parts = x.channel_parts()
-        if parts is None:
+        pieces = self.pieces(node, x)
+        if len(pieces) == 1:
             return self._if_layer(node, str(source), x, clip, kind, fields=fields, sign=sign)
         outs = []
-        for lo, part in parts:   # one IF layer per concatenated part: weights stay unpadded
-            hi = lo + part.shape[0]
-            part_clip = clip[lo:hi] if clip is not None and clip.ndim == 1 else clip
-            outs.append(self._if_layer(node, str(source), part, part_clip, kind, (lo, hi), fields, sign))
-        return Expr.concat(outs, where)
+        for chans in pieces:   # one IF layer per part: weights stay unpadded
+            part_clip = clip[chans] if clip is not None and clip.ndim == 1 else clip
+            outs.append(self._if_layer(node, str(source), self.select(x, chans), part_clip, kind,
+                                       _channel_range(chans), fields, sign))
+        return Expr.concat(outs, where).select(np.argsort(np.concatenate(pieces)))
 
     def _if_layer(self, node: fx.Node, source: str, x: Expr, clip, kind: str, channels=None,
                   fields=None, sign: str | None = None) -> Expr:
-        suffix = ("" if channels is None else f".c{channels[0]}_{channels[1]}") + (".neg" if sign == "-" else "")
+        suffix = ("" if channels is None else ".c" + "_".join(map(str, channels))) + (".neg" if sign == "-" else "")
         name = self.unique_name(source + suffix, node.name + suffix)
-        self.layers.append(FloatLayer(name, "if", x.shape, source=source, node=node.name,
-                                      bias=x.compact_bias(), clip=clip, activation=kind, channels=channels,
-                                      fields=dict(fields or {}), notes={"part": sign} if sign else {}))
+        self._add_layer(FloatLayer(name, "if", x.shape, source=source, node=node.name,
+                                   bias=x.compact_bias(), clip=clip, activation=kind, channels=channels,
+                                   fields=dict(fields or {}), notes={"part": sign} if sign else {}))
         self.edges += [FloatEdge(src, name, ops) for src, ops in x.edge_chains()]
         return Expr.of_population(name, x.shape)
+
+    def _add_layer(self, layer: FloatLayer) -> None:
+        self.layers.append(layer)
+        self.by_name[layer.name] = layer
 
     def relay(self, node: fx.Node, x: Expr, gain: float) -> Expr:
         """`gain * x` (x: a non-negative weighted op on activation outputs, such as a padded pooling)
@@ -167,10 +219,9 @@ class Lowerer:
         statistics of this node) leaves it unchanged."""
         where = self.where(node)
         x = x.scale(gain, where)
-        layers = {lay.name: lay for lay in self.layers}
         clip, bounded = np.float64(0.0), True
         for t in x.terms:
-            src = layers.get(t.src)
+            src = self.by_name.get(t.src)
             if src is None and t.src.startswith("?"):   # stand-in after an earlier problem
                 bounded = False
                 continue
@@ -181,7 +232,7 @@ class Lowerer:
                                        f"needs a non-negative input (activation outputs); here it pools {what}; "
                                        "use padding=0 and ceil_mode=False here")
             before = t.ops[:weighted_index(t.ops)]
-            if (src.clip is None or t.embed is not None or not isinstance(op, FloatConv) or op is not t.ops[-1]
+            if (src.clip is None or t.place is not None or not isinstance(op, FloatConv) or op is not t.ops[-1]
                     or not all(isinstance(p, SumPool2d) for p in before)):
                 bounded = False
                 continue
@@ -243,7 +294,18 @@ class Lowerer:
         return FloatGraph(tuple(self.layers), tuple(self.edges))
 
     def walk(self) -> list[tuple[fx.Node, UnsupportedError]]:
-        """Lower every node; collect (node, UnsupportedError) for the nodes that cannot be lowered."""
+        """Lower every node; collect (node, UnsupportedError) for the nodes that cannot be lowered.
+        Walks again while a walk finds IF layers read in channel groups it does not split yet (the
+        groups only grow, so this ends; a model without such reads is walked once)."""
+        while True:
+            self._start()
+            self._walk_once()
+            if not self.new_cuts:
+                return self.problems
+            for name, groups in self.new_cuts.items():
+                self.cuts.setdefault(name, set()).update(groups)
+
+    def _walk_once(self) -> None:
         real: dict[fx.Node, Any] = {}
         sym: dict[fx.Node, Any] = {}
         seen_input = False
@@ -282,7 +344,7 @@ class Lowerer:
                 if _mentions((s_args, s_kwargs), _Poison):   # downstream of a reported problem
                     sym[node] = self.stand_in(node, out)
                     continue
-                if not _mentions((s_args, s_kwargs), Expr):
+                if not _mentions((s_args, s_kwargs), (Expr, ChannelSplit)):
                     sym[node] = Const(out)
                     continue
                 value = self._attempt(node, lambda n=node, a=s_args, k=s_kwargs, o=out:
@@ -290,12 +352,11 @@ class Lowerer:
                 if value is None:
                     sym[node] = self.stand_in(node, out)
                     continue
-                if isinstance(value, Expr) and (not isinstance(out, torch.Tensor)
-                                                or value.shape != tuple(out.shape[1:])):
+                if isinstance(value, (Expr, ChannelSplit)) and (not isinstance(out, torch.Tensor)
+                                                                or value.shape != tuple(out.shape[1:])):
                     raise ConversionError(f"{self.where(node)}: internal error: lowered shape {value.shape} "
                                           f"differs from the model's {tuple(getattr(out, 'shape', ()))}")
                 sym[node] = value
-        return self.problems
 
     def _attempt(self, node: fx.Node, fn):
         """fn(), or None after recording its UnsupportedError against `node`."""
@@ -317,7 +378,7 @@ class Lowerer:
             raise UnsupportedError(f"the model input has per-sample shape {shape}; spikec supports "
                                    "(C, H, W) images and (N,) vectors")
         name = self.unique_name("input", "input")
-        self.layers.append(FloatLayer(name, "input", shape, source=str(node.target), node=node.name))
+        self._add_layer(FloatLayer(name, "input", shape, source=str(node.target), node=node.name))
         return Expr.of_population(name, shape)
 
     def readout(self, node: fx.Node, value) -> None:
@@ -330,10 +391,16 @@ class Lowerer:
         source = value.origin or "output"
         name = self.unique_name(source, "output")
         src = node.args[0]
-        self.layers.append(FloatLayer(name, "readout", value.shape, source=source,
-                                      node=src.name if isinstance(src, fx.Node) else "output",
-                                      bias=value.compact_bias()))
+        self._add_layer(FloatLayer(name, "readout", value.shape, source=source,
+                                   node=src.name if isinstance(src, fx.Node) else "output",
+                                   bias=value.compact_bias()))
         self.edges += [FloatEdge(s, name, ops) for s, ops in value.edge_chains()]
+
+
+def _channel_range(chans: np.ndarray) -> tuple[int, ...]:
+    """FloatLayer.channels of a run: (start, stop), or (start, stop, step) for a step other than 1."""
+    step = int(chans[1] - chans[0]) if len(chans) > 1 else 1
+    return (int(chans[0]), int(chans[-1]) + 1) + (() if step == 1 else (step,))
 
 
 def _mentions(tree, kind) -> bool:

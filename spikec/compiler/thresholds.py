@@ -88,7 +88,7 @@ def assign_thresholds(fir: FloatGraph, stats: dict[str, np.ndarray] | None, poli
                     f"{policy.name!r}; pass calibration=<a batch of training inputs [B, ...]>")
             theta = np.asarray(stats[layer.node], np.float64)
             if layer.channels is not None and theta.ndim == 1:
-                theta = theta[layer.channels[0]:layer.channels[1]]
+                theta = theta[slice(*layer.channels)]
             notes["threshold_from"] = "calibration"
             dead = theta <= 0
             if np.all(dead):

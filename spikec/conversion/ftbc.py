@@ -155,10 +155,11 @@ def _activations(model: torch.nn.Module, sources: dict[str, dict], x: torch.Tens
 
 
 def _channels(activation: torch.Tensor, source: dict) -> torch.Tensor:
-    """The layer's slice of its node's output (layers split from an activation of a concatenation);
-    for one half of a pair signed clip, its part of the value: max(y, 0) ("+") or max(-y, 0) ("-")."""
+    """The layer's channels range(*channels) of its node's output (layers split from an activation of
+    a concatenation or channel shuffle); for one half of a pair signed clip, its part of the value:
+    max(y, 0) ("+") or max(-y, 0) ("-")."""
     span = source.get("channels")
-    out = activation if span is None else activation[:, span[0]:span[1]]
+    out = activation if span is None else activation[:, slice(*span)]
     part = source.get("part")
     return out if part is None else (out if part == "+" else -out).clamp(min=0)
 

@@ -46,15 +46,15 @@ def test_activation_of_a_concatenation_is_one_layer_per_part():
 
 
 def test_concatenated_branches_store_no_zero_padding():
-    for model in (DenseCat("relu"), InceptionCat()):
+    for model in (DenseCat("relu"), InceptionCat(), CatMix()):
         graph = _compile(model)
         assert _padded_rows(graph.edges) == 0, type(model).__name__
-    # a concatenation added to a full-width conv from another source still writes its slices
-    # with zero-padded identity (1x1) ops: 3 + 3 rows here, never a padded kernel
-    padded = _compile(CatMix())
-    assert _padded_rows(padded.edges) == 6
-    assert all(op.weight.shape[2:] == (1, 1) for e in padded.edges for op in e.ops
-               if hasattr(op, "weight") and _padded_rows([e]))
+    # a concatenation added to a full-width conv from another source: the activation splits where
+    # the concatenated parts are, each part's identity is a depthwise op, the conv's rows are split
+    mix = _compile(CatMix())
+    assert [e.src for e in mix.in_edges("acts.3.c0_3")] == ["acts.2", "acts.0"]
+    assert [e.src for e in mix.in_edges("acts.3.c3_6")] == ["acts.2", "acts.1"]
+    assert all(e.ops[0].groups == 3 for e in mix.edges if e.dst.startswith("acts.3.") and e.src != "acts.2")
     graph = _compile(InceptionCat())
     parts = ["act.c0_4", "act.c4_8", "act.c8_10"]
     assert [p.name for p in graph.if_layers][1:4] == parts

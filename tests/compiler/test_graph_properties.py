@@ -1,6 +1,7 @@
-"""Random models built from convs, BN, ReLU, average pooling, additions and channel concatenations:
-the float IR the front end builds computes exactly what the PyTorch model computes, and the
-compiled integer graph runs bit for bit alike on the torch backend and the reference interpreter."""
+"""Random models built from convs, BN, ReLU, average pooling, additions, channel concatenations,
+channel shuffles and channel selections: the float IR the front end builds computes exactly what
+the PyTorch model computes, and the compiled integer graph runs bit for bit alike on the torch
+backend and the reference interpreter."""
 
 from __future__ import annotations
 
@@ -21,12 +22,15 @@ class Program(nn.Module):
 
     ("conv", i, c_out, k, stride)  conv k x k ('same' padding)   ("linear", i, n_out)   ("relu", i)
     ("bn", i)   ("pool", i) 2 x 2 average pooling   ("flat", i)   ("cat", [i, j, ...])
-    ("add", i, j)   ("scale", i, c).  Tensors are [B, C, H, W] or, after "flat", [B, N].
+    ("add", i, j)   ("scale", i, c)   ("dw", i) depthwise 3 x 3 conv   ("shuffle", i, g) channel
+    shuffle in g groups (view -> transpose -> reshape)   ("chunk", i, first) one half of chunk(2, 1)
+    ("slice", i, a, b, s) x[:, a:b:s].  Tensors are [B, C, H, W] or, after "flat", [B, N].
     """
 
     def __init__(self, program, channels, sizes):
         super().__init__()
         self.program = program
+        self.channels, self.sizes = channels, sizes
         self.stem = nn.Conv2d(1, channels[0], 3, padding=1)
         mods = []
         for op, *args in program:
@@ -34,6 +38,8 @@ class Program(nn.Module):
                 mods.append(nn.Conv2d(channels[args[0]], args[1], args[2], args[3], padding=args[2] // 2))
             elif op == "linear":
                 mods.append(nn.Linear(channels[args[0]], args[1]))
+            elif op == "dw":
+                mods.append(nn.Conv2d(channels[args[0]], channels[args[0]], 3, padding=1, groups=channels[args[0]]))
             elif op == "bn":
                 vector = sizes[args[0]] == 0
                 mods.append((nn.BatchNorm1d if vector else nn.BatchNorm2d)(channels[args[0]]))
@@ -46,7 +52,7 @@ class Program(nn.Module):
     def forward(self, x):
         ts = [torch.relu(self.stem(x))]
         for (op, *args), mod in zip(self.program, self.mods):
-            if op in ("conv", "bn", "linear"):
+            if op in ("conv", "bn", "linear", "dw"):
                 ts.append(mod(ts[args[0]]))
             elif op == "relu":
                 ts.append(torch.relu(ts[args[0]]))
@@ -56,6 +62,12 @@ class Program(nn.Module):
                 ts.append(torch.flatten(ts[args[0]], 1))
             elif op == "cat":
                 ts.append(torch.cat([ts[i] for i in args[0]], 1))
+            elif op == "shuffle":
+                ts.append(self.shuffle(ts[args[0]], args[0], args[1]))
+            elif op == "chunk":
+                ts.append(ts[args[0]].chunk(2, dim=1)[0 if args[1] else 1])
+            elif op == "slice":
+                ts.append(ts[args[0]][:, args[1]:args[2]:args[3]])
             elif op == "add":
                 ts.append(ts[args[0]] + ts[args[1]])
             else:
@@ -64,6 +76,10 @@ class Program(nn.Module):
         if not self.vector_out:
             last = torch.flatten(nn.functional.adaptive_avg_pool2d(last, 1), 1)
         return self.head(last)
+
+    def shuffle(self, t, i: int, groups: int):
+        c, rest = self.channels[i], (self.sizes[i],) * 2 if self.sizes[i] else ()
+        return t.view(-1, groups, c // groups, *rest).transpose(1, 2).reshape(-1, c, *rest)
 
 
 @st.composite
@@ -81,7 +97,7 @@ def programs(draw):
     for _ in range(draw(st.integers(2, 8))):
         i = draw(st.integers(0, len(channels) - 1))
         op = draw(st.sampled_from(["conv", "conv", "linear", "relu", "bn", "pool", "flat", "cat", "cat", "add",
-                                   "scale"]))
+                                   "scale", "dw", "shuffle", "shuffle", "chunk", "slice"]))
         same = [j for j in range(len(channels)) if sizes[j] == sizes[i]]
         vector = sizes[i] == 0
         if op == "conv" and not linear[i] and not vector:
@@ -91,6 +107,18 @@ def programs(draw):
         elif op == "linear" and not linear[i] and vector:
             n = draw(st.integers(1, 6))
             push(("linear", i, n), n, 0, True)
+        elif op == "dw" and not linear[i] and not vector:
+            push(("dw", i), channels[i], sizes[i], True)
+        elif op == "shuffle" and channels[i] >= 2:
+            groups = draw(st.sampled_from([g for g in range(2, channels[i] + 1) if channels[i] % g == 0]))
+            push(("shuffle", i, groups), channels[i], sizes[i], linear[i])
+        elif op == "chunk" and channels[i] >= 2:
+            first, half = draw(st.booleans()), (channels[i] + 1) // 2
+            push(("chunk", i, first), half if first else channels[i] - half, sizes[i], linear[i])
+        elif op == "slice" and channels[i] >= 2:
+            a = draw(st.integers(0, channels[i] - 1))
+            b, step = draw(st.integers(a + 1, channels[i])), draw(st.integers(1, 2))
+            push(("slice", i, a, b, step), len(range(a, b, step)), sizes[i], linear[i])
         elif op == "pool" and sizes[i] >= 4:
             push(("pool", i), channels[i], sizes[i] // 2, linear[i])
         elif op == "flat" and not vector and channels[i] * sizes[i] ** 2 <= 64:
