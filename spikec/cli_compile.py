@@ -71,7 +71,8 @@ def _method_options(srp_tau, ftbc, ftbc_alpha, ftbc_batches, ftbc_batch_size, ka
 @click.option("--method", type=click.Choice(METHODS), default="qcfs", show_default=True,
               help="conversion method (docs/methods.md); ReLU methods (opi, maxnorm, robust) need --calibration")
 @click.option("--target", type=click.Choice(TARGETS), default="loihi", show_default=True,
-              help="integer formats; loihi-stock for Lava's stock neurons and netx export")
+              help="integer formats; loihi-stock for Lava's stock LIF and netx export, loihi-sdnn for "
+              "Lava's stock sigma-delta neurons")
 @click.option("--calibration", help=f"real input samples: .npy / .npz (array x), or {DATA_HELP}")
 @click.option("--calibration-limit", type=click.IntRange(1), default=256, show_default=True,
               help="use at most this many calibration samples")
@@ -96,13 +97,17 @@ def _method_options(srp_tau, ftbc, ftbc_alpha, ftbc_batches, ftbc_batch_size, ka
 @click.option("--kappa", type=float, help="with --method ecl: theta_neg = kappa * theta [default: 1.0]")
 @click.option("--gate", type=click.Choice(["net", "none"]), help="with --method ecl: negative-spike gate "
               "[default: net]")
+@click.option("--sd-levels", type=click.IntRange(1), help="with --target loihi-sdnn: message levels per threshold "
+              "(a power of two) [default: the QCFS L]")
+@click.option("--sd-clip/--no-sd-clip", default=True, show_default=True,
+              help="with --target loihi-sdnn: clip each layer at L levels (a twin layer) as IF neurons do")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="graph file to write (.h5)")
 @click.option("--wide", is_flag=True, help="show every column of the report")
 @click.option("--json", "as_json", is_flag=True, help="print the report (and warnings) as JSON")
 def compile_cmd(model_spec, pretrained, weights, activation, levels, input_shape, method, target, calibration,
                 calibration_limit, input_range, input_scale, input_bits, steps, saturate, per_channel,
                 scale_per_channel, percentile, calibration_batch_size, srp_tau, ftbc, ftbc_alpha, ftbc_batches,
-                ftbc_batch_size, kappa, gate, output, wide, as_json):
+                ftbc_batch_size, kappa, gate, sd_levels, sd_clip, output, wide, as_json):
     """Compile a trained PyTorch model to an integer IF graph (HDF5).
 
     \b
@@ -131,7 +136,7 @@ def compile_cmd(model_spec, pretrained, weights, activation, levels, input_shape
     options = {k: v for k, v in (("input_scale", input_scale), ("input_bits", input_bits), ("percentile", percentile))
                if v is not None}
     options.update(saturate=saturate, per_channel=per_channel, scale_per_channel=scale_per_channel,
-                   calibration_batch_size=calibration_batch_size)
+                   calibration_batch_size=calibration_batch_size, sd_levels=sd_levels, sd_clip=sd_clip)
     options.update(_method_options(srp_tau, ftbc, ftbc_alpha, ftbc_batches, ftbc_batch_size, kappa, gate))
     graph = spikec.compile(model, example, method=method, calibration=calib, steps=steps, target=target, **options)
     spikec.save(graph, output)

@@ -1,4 +1,5 @@
-"""Hypothesis strategies: random small integer IF graphs using every IR feature, with inputs.
+"""Hypothesis strategies: random small integer IF (and sigma-delta) graphs using every IR feature,
+with inputs.
 
 Used by the backend suite (every backend == reference interpreter) and the save/load tests.
 """
@@ -9,6 +10,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from spikec.ir import IF, Conv2d, Dense, Edge, Flatten, Graph, Input, Readout, SumPool2d
+from spikec.ir.nodes import SigmaDelta
 
 # an edge's weight exponent: mostly 0 (as compiled, except at residual joins), sometimes scaled
 WEIGHT_EXPS = st.sampled_from([0, 0, 0, 1, 3])
@@ -95,8 +97,20 @@ def if_layer(draw, name, shape):
 
 
 @st.composite
-def graphs(draw, max_layers: int = 3, encodings=("current", "spikes")):
-    """(graph, inputs, steps): a random valid graph with a batch of matching integer inputs."""
+def sigma_delta_layer(draw, name, shape):
+    state_bits = draw(st.sampled_from([8, 12, 24]))
+    return SigmaDelta(name, shape, bias=_param(draw, shape, -6, 6), shift=draw(st.integers(0, 3)),
+                      vth=draw(st.sampled_from([0, 0, 1, 3])), state_bits=state_bits)
+
+
+@st.composite
+def graphs(draw, max_layers: int = 3, encodings=("current", "spikes"), sigma_delta: bool = False):
+    """(graph, inputs, steps): a random valid graph with a batch of matching integer inputs.
+
+    sigma_delta: layers are IF or SigmaDelta at random, the input may be delta-encoded, edges into
+    SigmaDelta layers may floor (negative weight exponents), the readout may add its bias once."""
+    if sigma_delta:
+        encodings = tuple(encodings) + ("delta", "delta")
     if draw(st.booleans()):
         in_shape = (draw(st.integers(1, 3)), draw(st.integers(3, 6)), draw(st.integers(3, 6)))
     else:
@@ -108,9 +122,11 @@ def graphs(draw, max_layers: int = 3, encodings=("current", "spikes")):
     prev = inp
     for i in range(draw(st.integers(1, max_layers))):
         ops, shape = draw(op_chain(prev.shape))
-        layer = draw(if_layer(f"l{i}", shape))
+        graded = sigma_delta and draw(st.booleans())
+        layer = draw(sigma_delta_layer(f"l{i}", shape) if graded else if_layer(f"l{i}", shape))
+        exps = st.sampled_from([0, 0, -1, -2, 2]) if graded else WEIGHT_EXPS
         edges.append(Edge(prev.name, layer.name, ops, delay=draw(st.sampled_from([0, 0, 1, 2])),
-                          weight_exp=draw(WEIGHT_EXPS)))
+                          weight_exp=draw(exps)))
         # residual / skip edge from an earlier population, when one can be shaped to fit
         earlier = [p for p in pops[:-1]]
         if earlier and draw(st.booleans()):
@@ -118,18 +134,19 @@ def graphs(draw, max_layers: int = 3, encodings=("current", "spikes")):
             skip_ops = _skip_ops(draw, src.shape, shape)
             if skip_ops:
                 edges.append(Edge(src.name, layer.name, skip_ops, delay=draw(st.integers(0, 3)),
-                                  weight_exp=draw(WEIGHT_EXPS)))
+                                  weight_exp=draw(exps)))
         pops.append(layer)
         prev = layer
     n_out = draw(st.integers(1, 4))
     flat = () if len(prev.shape) == 1 else (Flatten(),)
     readout = Readout("out", (n_out,), bias=_param(draw, (n_out,), -3, 3),
-                      skip=draw(st.integers(0, 2)), state_bits=draw(st.sampled_from([8, 24])))
+                      skip=draw(st.integers(0, 2)), state_bits=draw(st.sampled_from([8, 24])),
+                      bias_steps=draw(st.sampled_from([0, 1, 2])) if sigma_delta else 0)
     edges.append(Edge(prev.name, "out", flat + (Dense(_weights(draw, (n_out, int(np.prod(prev.shape))))),)))
     graph = Graph(pops + [readout], edges).validate()
     batch = draw(st.integers(1, 3))
     steps = draw(st.integers(1, 6))
-    if encoding == "current":
+    if encoding in ("current", "delta"):
         limit = 2 ** (value_bits - 1) - 1
         x = _weights(draw, (batch,) + in_shape, -limit, limit)
     else:

@@ -44,10 +44,12 @@ def compile(model, example_input, *, method: str = "qcfs", calibration=None, ste
     calibration:    a batch of training inputs; needed for thresholds of plain ReLU layers.
     steps:          the T the graph will be run for; with it the compiler proves that no membrane
                     or readout can saturate within T steps (shrinking scales if needed) or raises.
-    target:         "loihi" (int8 weights, 17-bit theta, 13-bit bias mantissa, 24-bit state) or
-                    "int32"; see spikec.compiler.targets.
+    target:         "loihi" (int8 weights, 17-bit theta, 13-bit bias mantissa, 24-bit state),
+                    "loihi-stock" (Lava's stock LIF, netx), "loihi-sdnn" (Lava's stock SigmaDelta:
+                    graded messages, final at T=1) or "int32"; see spikec.compiler.targets.
     options:        per_channel, percentile, saturate, input_bits, input_scale, scale_per_channel,
-                    calibration_batch_size (spikec.compiler.pipeline.Options), plus the method's own.
+                    calibration_batch_size, sd_levels, sd_clip (spikec.compiler.pipeline.Options),
+                    plus the method's own.
 
     Returns a validated spikec.Graph; graph.meta["layers"] holds the per-layer record
     (graph.report() / spikec.compiler.print_report(graph) show it).

@@ -191,6 +191,8 @@ class LayerQuantizer:
 
     def _theta(self, sigma, lay: FloatLayer) -> np.ndarray:
         theta = np.maximum(np.floor(np.asarray(sigma, np.float64)), 1).astype(np.int64)
+        if self.target.theta_power_of_two:   # the largest power of two <= the allowed scale
+            theta = (2 ** np.floor(np.log2(theta))).astype(np.int64)
         frac = lay.v_init
         if frac:
             exact = np.isclose(frac * theta, np.rint(frac * theta))

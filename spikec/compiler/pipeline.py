@@ -21,6 +21,7 @@ from spikec.compiler.memory import check_memory
 from spikec.compiler.methods import CompileContext, Policy
 from spikec.compiler.rescale import normalize
 from spikec.compiler.retime import retime
+from spikec.compiler.sigma_delta import to_sigma_delta
 from spikec.compiler.stock import legalize_neurons
 from spikec.compiler.targets import Target
 from spikec.compiler.thresholds import (
@@ -45,6 +46,8 @@ class Options:
     input_scale: float | None = None  # integer input units per float unit; None = from the data range
     scale_per_channel: bool = False   # one integer scale (theta) per output channel, not per layer
     calibration_batch_size: int = 64
+    sd_levels: int | None = None      # sigma-delta targets: message levels per threshold (None: the QCFS L)
+    sd_clip: bool = True              # sigma-delta targets: clip each layer at L levels (a twin layer)
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ def pipeline(model, example_input, policy: Policy, target: Target, calibration, 
     graph = policy.post(graph, ctx)                                # method-specific pass (FTBC, SRP, ...)
     graph = legalize_neurons(graph, target)                        # stock-neuron targets: zero reset, v_init 0
     graph = check_bounds(graph, target.input_limit, steps, opts.saturate)  # prove no overflow / record policy
+    graph = to_sigma_delta(graph, target, opts.sd_levels, opts.sd_clip)  # sigma-delta: graded neurons
     return Compiled(graph.validate(), fir, gm)
 
 

@@ -27,9 +27,12 @@ class Target:
     input_limit:   largest |per-step synaptic input| a neuron may receive (Loihi: below 2^17).
     max_delay:     largest extra edge delay (Loihi: 62).
     input_bits:    default width of a current-encoded Input's values.
-    neurons:       "spikec" (the project's IF process: every IR neuron feature) or "stock" (Lava's
+    neurons:       "spikec" (the project's IF process: every IR neuron feature), "stock" (Lava's
                    stock LIF / netx CUBA: zero reset, v_init 0, no signed spikes, SRP or bias
-                   schedules; enforced by spikec.compiler.stock.legalize_neurons).
+                   schedules; enforced by spikec.compiler.stock.legalize_neurons) or
+                   "sigma-delta" (Lava's stock SigmaDelta with graded messages: thresholds are
+                   powers of two and every IF layer becomes a SigmaDelta layer,
+                   spikec.compiler.sigma_delta).
     """
 
     name: str
@@ -46,12 +49,18 @@ class Target:
     weight_exp_max: int = 0
 
     @property
+    def theta_power_of_two(self) -> bool:
+        """Whether integer thresholds must be powers of two (a sigma-delta layer divides by shifting)."""
+        return self.neurons == "sigma-delta"
+
+    @property
     def weight_max(self) -> int:
         return 2 ** (self.weight_bits - 1) - 1
 
     @property
     def weight_min(self) -> int:
-        return -(2 ** (self.weight_bits - 1))
+        """-2^(b-1); -(2^(b-1) - 1) on sigma-delta targets, whose clip twins negate weights."""
+        return -(2 ** (self.weight_bits - 1)) + (1 if self.theta_power_of_two else 0)
 
     @property
     def state_max(self) -> int:
@@ -94,3 +103,9 @@ register(Target(
     description="Loihi 2 with Lava's stock LIF / netx CUBA neurons: reset to zero, v > vth "
                 "(vth = theta - 1 <= 2^17 - 1), v_init 0, no signed spikes / SRP / bias schedules, "
                 "int8 weights, bias mantissa << 6 (|bias| <= 4095), v within 2^17 weight units"))
+register(Target(
+    "loihi-sdnn", weight_bits=8, theta_max=2**17, bias_mant_bits=13, bias_exp_max=7, state_bits=24,
+    input_limit=2**17 - 1, max_delay=62, input_bits=8, neurons="sigma-delta", weight_exp_max=8,
+    description="Loihi 2 with Lava's stock SigmaDelta neurons (ReLU, graded messages): each layer "
+                "sends its quantized activation once, so the readout is final at T=1; int8 weights, "
+                "per-edge weight exponent -8..8, neuron shift <= 7, 16-bit bias, 24-bit sigma"))

@@ -77,7 +77,8 @@ def nir_problems(graph: Graph) -> list[str]:
     """Everything in `graph` that NIR (as norse and SpikingJelly run it) cannot express exactly,
     one line per population/edge and feature ([] = exportable)."""
     graph.validate()
-    problems: list[str] = []
+    problems: list[str] = [f"{what}: sigma-delta graphs are not exported to NIR (use the Lava module export)"
+                           for what in graph.graded_features()]
     starts = graph.start_steps()
     for pop in graph.populations:
         if isinstance(pop, IF):

@@ -2,7 +2,8 @@
 
 `if_step(params, state, current, k) -> (state, spikes)` is local step k of an IF layer, exactly
 as the `spikec.ir.nodes.IF` docstring states it (and docs/semantics.md). It reads its state and
-returns a new one; nothing is modified in place. `readout_step` is the readout's accumulator.
+returns a new one; nothing is modified in place. `sigma_delta_step` is the same for a SigmaDelta
+layer (graded output), `readout_step` is the readout's accumulator.
 The synapse ops (Dense, Conv2d, SumPool2d, Flatten) are defined by `spikec.ir.ops_numpy`;
 `edge_current` adds an edge's weight exponent.
 
@@ -26,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from spikec.ir.graph import broadcast_param
-from spikec.ir.nodes import IF, Edge
+from spikec.ir.nodes import IF, Edge, SigmaDelta
 from spikec.ir.ops_numpy import apply_ops
 
 
@@ -126,6 +127,50 @@ def if_step(params: IFParams, state: IFState, current: np.ndarray, k: int) -> tu
     return IFState(v=v, mask=mask, net=net, saturations=state.saturations + hits), out
 
 
+class SigmaDeltaParams(NamedTuple):
+    """A SigmaDelta layer's parameters (bias broadcast to the state's shape)."""
+
+    bias: np.ndarray
+    shift: int
+    vth: int
+    limit: int
+
+
+class SigmaDeltaState(NamedTuple):
+    sigma: np.ndarray      # sum of every input so far
+    act: np.ndarray        # the activation sent so far (act_prev)
+    residue: np.ndarray    # the part of the change not yet sent (|residue| < vth)
+    saturations: int = 0
+
+
+def sigma_delta_params(layer: SigmaDelta, batch: int | None = None) -> SigmaDeltaParams:
+    shape = tuple(layer.shape) if batch is None else (batch,) + tuple(layer.shape)
+    bias = np.broadcast_to(broadcast_param(layer.bias, layer.shape), shape).astype(np.int64)
+    return SigmaDeltaParams(bias=bias, shift=int(layer.shift), vth=int(layer.vth),
+                            limit=2 ** (layer.state_bits - 1) - 1)
+
+
+def sigma_delta_initial(params: SigmaDeltaParams) -> SigmaDeltaState:
+    zeros = np.zeros_like(params.bias)
+    return SigmaDeltaState(sigma=zeros, act=zeros, residue=zeros, saturations=0)
+
+
+def sigma_delta_step(params: SigmaDeltaParams, state: SigmaDeltaState,
+                     current: np.ndarray) -> tuple[SigmaDeltaState, np.ndarray]:
+    """One local step of a SigmaDelta layer: returns the new state and the graded output.
+
+        sigma = saturate(sigma + I);  act = max(sigma + bias, 0)
+        delta = act - act_prev + residue;  s = delta where |delta| >= vth else 0
+        residue = delta - s;  out = s >> shift
+    """
+    sigma, hits = saturate(state.sigma + current, params.limit)
+    act = np.maximum(sigma + params.bias, 0)
+    delta = act - state.act + state.residue
+    sent = np.where(np.abs(delta) >= params.vth, delta, 0)
+    new = SigmaDeltaState(sigma=sigma, act=act, residue=delta - sent, saturations=state.saturations + hits)
+    return new, sent >> params.shift
+
+
 def readout_step(acc: np.ndarray, current: np.ndarray, bias, limit: int) -> tuple[np.ndarray, int]:
     """One evaluated readout step: acc + current + bias, saturated; returns (acc, clipped count)."""
     return saturate(acc + current + bias, limit)
@@ -133,5 +178,6 @@ def readout_step(acc: np.ndarray, current: np.ndarray, bias, limit: int) -> tupl
 
 def edge_current(edge: Edge, x: np.ndarray) -> np.ndarray:
     """What `edge` delivers for x = what its source emitted ([B, *src shape]): the ops, times
-    2^weight_exp."""
-    return apply_ops(edge.ops, x) * 2 ** edge.weight_exp
+    2^weight_exp (a negative exponent floors: an arithmetic right shift of the summed current)."""
+    current = apply_ops(edge.ops, x)
+    return current << edge.weight_exp if edge.weight_exp >= 0 else current >> -edge.weight_exp

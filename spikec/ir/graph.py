@@ -8,17 +8,18 @@ from functools import cached_property
 
 import numpy as np
 
-from spikec.errors import GraphError, InputDataError
-from spikec.ir.nodes import IF, Edge, Input, Population, Readout, Shape
+from spikec.errors import GraphError, InputDataError, UnsupportedError
+from spikec.ir.nodes import IF, Edge, Input, Population, Readout, Shape, SigmaDelta
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 MAX_DELAY = 62
 MAX_WEIGHT_EXP = 8
+MIN_WEIGHT_EXP = -8     # negative exponents (floor shifts) only on edges into SigmaDelta layers
 
 
 @dataclass(frozen=True, eq=False)
 class Graph:
-    """A DAG of populations (one Input, IF layers, one Readout) and synapse edges.
+    """A DAG of populations (one Input, IF and SigmaDelta layers, one Readout) and synapse edges.
 
     `meta` holds JSON-serialisable facts from the compiler (method, per-layer report rows, ...);
     it never changes what the graph computes.
@@ -55,6 +56,16 @@ class Graph:
     def if_layers(self) -> list[IF]:
         """IF layers in topological order."""
         return [self.nodes[n] for n in self.topo_order() if isinstance(self.nodes[n], IF)]
+
+    @property
+    def sigma_delta_layers(self) -> list[SigmaDelta]:
+        """SigmaDelta layers in topological order."""
+        return [self.nodes[n] for n in self.topo_order() if isinstance(self.nodes[n], SigmaDelta)]
+
+    @property
+    def neuron_layers(self) -> list[IF | SigmaDelta]:
+        """Every layer that emits (IF and SigmaDelta), in topological order."""
+        return [self.nodes[n] for n in self.topo_order() if isinstance(self.nodes[n], (IF, SigmaDelta))]
 
     def in_edges(self, name: str) -> list[Edge]:
         return [e for e in self.edges if e.dst == name]
@@ -107,6 +118,25 @@ class Graph:
     def hardware_steps(self, steps: int) -> int:
         """Hardware steps needed to evaluate `steps` readout steps."""
         return self.latency + steps
+
+    def graded_features(self) -> list[str]:
+        """What in this graph goes beyond binary spikes (sigma-delta layers and what they come
+        with), as short phrases; empty for a purely spiking graph."""
+        found = [f"SigmaDelta layer {p.name}" for p in self.sigma_delta_layers]
+        if self.input.encoding == "delta":
+            found.append(f"delta-encoded input {self.input.name}")
+        if self.readout.bias_steps:
+            found.append(f"readout bias on the first {self.readout.bias_steps} step(s) only")
+        return found
+
+    def require_spiking(self, who: str) -> None:
+        """Raise UnsupportedError when `who` (a backend or format) is handed a graded graph."""
+        found = self.graded_features()
+        if found:
+            raise UnsupportedError(
+                f"{who} runs integrate-and-fire graphs only; this graph has " + ", ".join(found[:3])
+                + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+                + ". Sigma-delta graphs (target 'loihi-sdnn') run on the reference, torch and lava backends")
 
     # ------------------------------------------------------------------ inputs
     def encode(self, x) -> np.ndarray:

@@ -1,20 +1,21 @@
 """spikec's one on-disk format: a versioned HDF5 file (h5py).
 
-Layout (version 3):
-    /                attrs: format="spikec-graph", version=3,
+Layout (version 4):
+    /                attrs: format="spikec-graph", version=4,
                      content_sha256=<spikec.ir.digest.content_digest of the stored graph>
     /meta            dataset: the compile metadata as UTF-8 JSON bytes (uint8)
-    /populations/<i> attrs: kind (Input | IF | Readout), name, shape, scalar fields, absent;
+    /populations/<i> attrs: kind (Input | IF | SigmaDelta | Readout), name, shape, scalar fields, absent;
                      datasets: the integer arrays (theta, v_init, bias, ...)
     /edges/<i>       attrs: src, dst, delay, weight_exp;  /edges/<i>/ops/<j>: attrs kind + geometry,
                      dataset weight
 Members are named 0..n-1. Strings are fixed-length byte strings: variable-length strings live in
 HDF5's global heap, and a damaged heap can crash the HDF5 library itself (found by fuzzing), so
-version 3 never reads one. In version 3 every field is required: an optional array that is None
+versions 3 and 4 never read one. From version 3 on every field is required: an optional array that is None
 (bias_schedule, theta_neg) is listed in the population's `absent` attribute (comma-separated)
 instead of being silently left out, and the content hash must match what is read back.
 
-Older files still load: version 2 has no hash, no `absent`, variable-length strings and meta as a
+Older files still load: version 3 has no SigmaDelta layers and no readout `bias_steps` (read as 0);
+version 2 has no hash, no `absent`, variable-length strings and meta as a
 root attribute (a missing v_init or bias reads as
 0, a missing bias_schedule or theta_neg as None); version 1 also lacks the edges' weight_exp (0).
 
@@ -37,10 +38,10 @@ from spikec.errors import FormatError, GraphError, OverflowRiskError
 from spikec.fileio import atomic_path
 from spikec.ir.digest import content_digest
 from spikec.ir.graph import Graph
-from spikec.ir.nodes import IF, Conv2d, Dense, Edge, Flatten, Input, Readout, SumPool2d
+from spikec.ir.nodes import IF, Conv2d, Dense, Edge, Flatten, Input, Readout, SigmaDelta, SumPool2d
 
 FORMAT = "spikec-graph"
-VERSION = 3
+VERSION = 4
 HASH_ATTR = "content_sha256"
 ABSENT_ATTR = "absent"
 
@@ -59,9 +60,12 @@ _INT64_MIN = np.iinfo(np.int64).min
 _POP_SCALARS = {
     Input: ("encoding", "value_bits", "scale"),
     IF: ("gate", "presim", "reset", "state_bits"),
-    Readout: ("skip", "state_bits"),
+    SigmaDelta: ("shift", "vth", "state_bits"),
+    Readout: ("skip", "state_bits", "bias_steps"),
 }
-_POP_ARRAYS = {Input: (), IF: ("theta", "v_init", "bias", "bias_schedule", "theta_neg"), Readout: ("bias",)}
+_POP_ARRAYS = {Input: (), IF: ("theta", "v_init", "bias", "bias_schedule", "theta_neg"),
+               SigmaDelta: ("bias",), Readout: ("bias",)}
+_SINCE_VERSION_4 = {"bias_steps"}  # scalar fields older files lack (read as 0)
 _OPTIONAL = {"bias_schedule", "theta_neg"}  # may be None; everything else is always written
 _LEGACY_DEFAULTED = {"v_init", "bias"}  # versions 1-2 only: read as 0 when missing
 _STR_FIELDS = {"encoding", "gate", "reset"}
@@ -82,7 +86,7 @@ _BAD_FILE_ERRORS = (OSError, KeyError, TypeError, ValueError, IndexError, Overfl
 
 
 def save(graph: Graph, path) -> None:
-    """Write `graph` to `path` atomically (format version 3, with its content hash)."""
+    """Write `graph` to `path` atomically (format version 4, with its content hash)."""
     graph.validate()
     path = Path(path)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
@@ -265,11 +269,14 @@ class _Reader:
         if kind not in _POP_KINDS:
             raise self.fail(g, f"unknown population kind {kind!r}")
         cls = _POP_KINDS[kind]
+        if cls is SigmaDelta and version < 4:
+            raise self.fail(g, f"population kind {kind!r} needs format version 4, the file says {version}")
         name = self.str_attr(g, "name")
         shape = self.int_vector_attr(g, "shape", 1, MAX_DIM)
         if not shape or int(np.prod(shape, dtype=object)) > MAX_ELEMENTS:
             raise self.fail(g, f"population shape {shape} is empty or larger than {MAX_ELEMENTS} neurons")
-        kwargs = {field: self.scalar_attr(g, field) for field in _POP_SCALARS[cls]}
+        kwargs = {field: self.scalar_attr(g, field) for field in _POP_SCALARS[cls]
+                  if version >= 4 or field not in _SINCE_VERSION_4}
         absent = self.absent(g, cls) if version >= 3 else set()
         for field in _POP_ARRAYS[cls]:
             present = group_has(g, field)

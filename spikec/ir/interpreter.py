@@ -12,7 +12,7 @@ import numpy as np
 
 from spikec.ir import dynamics
 from spikec.ir.graph import Graph, broadcast_param
-from spikec.ir.nodes import IF, Input, Readout
+from spikec.ir.nodes import IF, Input, Readout, SigmaDelta
 from spikec.trace import Trace
 
 
@@ -21,7 +21,10 @@ def run_reference(graph: Graph, inputs, steps: int, record: bool = False,
     """Run `graph` on a batch of integer inputs for `steps` evaluated readout steps.
 
     every_step: also return the readout after each evaluated step (Trace.outputs);
-    count_spikes: also return each IF layer's total |spikes| (Trace.spike_counts)."""
+    count_spikes: also return each layer's total events (Trace.spike_counts): |spikes| of an IF
+    layer, nonzero graded messages of a SigmaDelta layer.
+    record: Trace.spikes holds what each layer emitted at every hardware step (int8 spikes, int64
+    graded messages)."""
     graph.validate()
     x = graph.check_inputs(inputs, steps)
     batch = x.shape[0]
@@ -34,7 +37,9 @@ def run_reference(graph: Graph, inputs, steps: int, record: bool = False,
         p.name: [np.zeros((batch,) + p.shape, np.int64)] for p in graph.populations}
     params = {p.name: dynamics.if_params(p, batch) for p in graph.populations if isinstance(p, IF)}
     states = {name: dynamics.initial_state(prm) for name, prm in params.items()}
-    volts: dict[str, list[np.ndarray]] = {name: [] for name in states}
+    sd_params = {p.name: dynamics.sigma_delta_params(p, batch) for p in graph.sigma_delta_layers}
+    states.update({name: dynamics.sigma_delta_initial(prm) for name, prm in sd_params.items()})
+    volts: dict[str, list[np.ndarray]] = {name: [] for name in params}
     acc = np.zeros((batch,) + readout.shape, np.int64)
     acc_limit = 2 ** (readout.state_bits - 1) - 1
     acc_sat = 0
@@ -57,6 +62,8 @@ def run_reference(graph: Graph, inputs, steps: int, record: bool = False,
             if isinstance(node, Input):
                 if inp.encoding == "current":
                     emitted = x
+                elif inp.encoding == "delta":
+                    emitted = x if t == 1 else zeros[name]
                 else:
                     emitted = x[:, t - 1] if t <= x.shape[1] else zeros[name]
             elif isinstance(node, IF):
@@ -67,10 +74,17 @@ def run_reference(graph: Graph, inputs, steps: int, record: bool = False,
                 counts[name] += int(np.abs(emitted).sum())
                 if record_v:
                     volts[name].append(states[name].v.copy())
+            elif isinstance(node, SigmaDelta):
+                emitted = zeros[name]
+                if t >= starts[name]:
+                    states[name], emitted = dynamics.sigma_delta_step(sd_params[name], states[name], current(name, t))
+                counts[name] += int(np.count_nonzero(emitted))
             else:
                 k = t - starts[name] + 1
                 if readout.skip < k <= readout.skip + steps:
-                    acc, hits = dynamics.readout_step(acc, current(name, t), out_bias, acc_limit)
+                    evaluated = k - readout.skip
+                    bias = out_bias if not readout.bias_steps or evaluated <= readout.bias_steps else 0
+                    acc, hits = dynamics.readout_step(acc, current(name, t), bias, acc_limit)
                     acc_sat += hits
                     outputs.append(acc.copy())
                 emitted = zeros[name]
@@ -79,7 +93,8 @@ def run_reference(graph: Graph, inputs, steps: int, record: bool = False,
     saturations[readout.name] = acc_sat
     spikes = None
     if record:
-        spikes = {name: np.stack(history[name][1:]).astype(np.int8) for name in states}
+        spikes = {name: np.stack(history[name][1:]).astype(np.int8 if name in params else np.int64)
+                  for name in states}
     voltages = {name: np.stack(v) for name, v in volts.items()} if record_v else None
     return Trace(output=acc, steps=steps, latency=graph.latency, spikes=spikes,
                  saturations=saturations, voltages=voltages, backend="reference",

@@ -1,4 +1,4 @@
-"""IR nodes: populations (Input, IF, Readout) and the synapse ops that live on edges.
+"""IR nodes: populations (Input, IF, SigmaDelta, Readout) and the synapse ops that live on edges.
 
 All numeric parameters are integers (numpy int64 arrays, read-only). Shapes follow PyTorch:
 (C, H, W) for maps, (N,) for vectors. A per-neuron parameter of an IF layer may be given as a
@@ -148,15 +148,16 @@ class Input:
     """The sample entering the network.
 
     encoding "current": an integer array of `shape`, emitted unchanged at every step t >= 1
-    (graded values, like a bias injected on Loihi). encoding "spikes": a 0/1 train [S, *shape],
-    emitted at steps 1..S and silent afterwards. `value_bits` bounds current values to
-    |x| <= 2^(value_bits-1) - 1. `scale` is metadata for `Graph.encode`: integer input =
-    round(float input * scale).
+    (graded values, like a bias injected on Loihi). encoding "delta": the same array emitted once,
+    at step 1, and zero afterwards (the change of a static input: what sigma-delta layers take).
+    encoding "spikes": a 0/1 train [S, *shape], emitted at steps 1..S and silent afterwards.
+    `value_bits` bounds current and delta values to |x| <= 2^(value_bits-1) - 1. `scale` is
+    metadata for `Graph.encode`: integer input = round(float input * scale).
     """
 
     name: str
     shape: Shape
-    encoding: Literal["current", "spikes"] = "current"
+    encoding: Literal["current", "delta", "spikes"] = "current"
     value_bits: int = 9
     scale: float = 1.0
 
@@ -203,11 +204,41 @@ class IF:
 
 
 @dataclass(frozen=True, eq=False)
+class SigmaDelta:
+    """A layer of sigma-delta neurons with a ReLU and graded output (Lava's stock SigmaDelta, fixed
+    point, cum_error off). Silent before `start`; at local step k >= 1:
+
+        sigma += I(t)                                    # saturated to state_bits (counted)
+        act    = max(sigma + bias, 0)
+        delta  = act - act_prev + residue
+        s      = delta where |delta| >= vth, else 0;  residue = delta - s;  act_prev = act
+        out    = s >> shift                              # arithmetic shift: floor(s / 2^shift)
+
+    `out` is a graded integer (not a spike): what the layer's edges carry. On a delta-encoded
+    input every layer receives its whole input at its local step 1, so with vth = 0 the layer
+    emits floor(max(I + bias, 0) / 2^shift) once and zero afterwards. bias: scalar, per channel
+    or per neuron; shift 0..30; vth >= 0.
+    """
+
+    name: str
+    shape: Shape
+    bias: np.ndarray = field(default_factory=lambda: np.zeros((), np.int64))
+    shift: int = 0
+    vth: int = 0
+    state_bits: int = 24
+
+    def __post_init__(self):
+        object.__setattr__(self, "bias", int_array(self.bias, self.name, "bias"))
+
+
+@dataclass(frozen=True, eq=False)
 class Readout:
     """Non-spiking accumulator (the classifier logits), shape (N,).
 
     At local steps k = skip+1 .. skip+T (the T evaluated steps): acc += I(t) + bias, saturated to
     state_bits like an IF membrane. The first `skip` local steps (SRP pre-simulation) are ignored.
+    bias_steps > 0 adds the bias only at the first bias_steps evaluated steps (sigma-delta graphs,
+    whose currents arrive once); 0 adds it at every evaluated step.
     """
 
     name: str
@@ -215,12 +246,13 @@ class Readout:
     bias: np.ndarray = field(default_factory=lambda: np.zeros((), np.int64))
     skip: int = 0
     state_bits: int = 24
+    bias_steps: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "bias", int_array(self.bias, self.name, "bias"))
 
 
-Population = Input | IF | Readout
+Population = Input | IF | SigmaDelta | Readout
 
 
 @dataclass(frozen=True, eq=False)
@@ -228,9 +260,10 @@ class Edge:
     """Synapses from population `src` to population `dst`: the ops applied in order to what `src`
     emitted at step t, times 2^weight_exp, arriving at `dst` at step t + 1 + delay.
 
-    delay 0..62 (Loihi's range). weight_exp 0..8 is Loihi's weight exponent, applied to the summed
+    delay 0..62 (Loihi's range). weight_exp -8..8 is Loihi's weight exponent, applied to the summed
     current: it lets the edges into one layer (a residual join) keep 8-bit weight mantissas at
-    different scales."""
+    different scales. A negative exponent floors: current = floor(sum / 2^-weight_exp), as Lava's
+    synapses shift after summation; it is allowed only on edges into a SigmaDelta layer."""
 
     src: str
     dst: str

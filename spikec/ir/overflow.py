@@ -6,7 +6,9 @@ proves the values exact. This module bounds, from the graph alone, every value a
 - a synapse op's partial sums, an edge's current (times 2^weight_exp), and the product matrices
   Brian2 and Lava build from an edge's op chain: at most max(x, 1) * prod(max(gain, 1)) * 2^e,
   where x bounds what the source emits and gain is the op's largest row sum of |weight|
-  (kh * kw for a sum pool, 1 for a flatten);
+  (kh * kw for a sum pool, 1 for a flatten); a negative exponent (a floor shift) only shrinks;
+- what a SigmaDelta layer emits: |delta| <= 2 * (limit + |bias|) + vth (act and act_prev lie in
+  [0, limit + |bias|], the residue below vth), before its shift;
 - the drive of a population: the sum of its edges' currents plus |bias| plus |bias schedule|;
 - the membrane (or readout accumulator) plus that drive, plus the largest threshold. Every state
   saturates at +-(2^(state_bits-1) - 1) each step, so for any T the state is bounded by that
@@ -24,7 +26,7 @@ import weakref
 import numpy as np
 
 from spikec.errors import OverflowRiskError
-from spikec.ir.nodes import IF, Conv2d, Dense, Input, Readout, SumPool2d
+from spikec.ir.nodes import IF, Conv2d, Dense, Input, Readout, SigmaDelta, SumPool2d
 from spikec.ir.rowblocks import row_blocks
 
 SAFE = 2 ** 62
@@ -74,6 +76,9 @@ def source_bound(node, x: np.ndarray | None = None) -> int:
         if node.encoding == "spikes":
             return 1
         return max_abs(x) if x is not None else 2 ** (int(node.value_bits) - 1) - 1
+    if isinstance(node, SigmaDelta):
+        act = 2 ** (int(node.state_bits) - 1) - 1 + max_abs(node.bias)
+        return (2 * act + int(node.vth)) >> int(node.shift)
     return 1
 
 
@@ -85,7 +90,7 @@ def edge_bounds(edge, src_bound: int) -> tuple[int, int]:
         gain = op_gain(op)
         out *= gain
         peak *= max(gain, 1)
-    factor = 2 ** int(edge.weight_exp)
+    factor = 2 ** max(int(edge.weight_exp), 0)
     return out * factor, peak * factor
 
 
@@ -111,6 +116,8 @@ def prove(graph, steps: int | None = None, x: np.ndarray | None = None) -> None:
         limit = 2 ** (int(node.state_bits) - 1) - 1
         if isinstance(node, Readout):
             state, threshold, what = limit if steps is None else min(limit, steps * drive), 0, "accumulator"
+        elif isinstance(node, SigmaDelta):
+            state, threshold, what = limit, 2 * (limit + max_abs(node.bias)) + int(node.vth), "sigma"
         else:
             horizon = None if steps is None else graph.hardware_steps(steps) - start[name] + 1
             state = limit if horizon is None else min(limit, max_abs(node.v_init) + horizon * drive)

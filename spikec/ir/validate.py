@@ -9,11 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from spikec.errors import GraphError, InputDataError
-from spikec.ir.graph import MAX_DELAY, MAX_WEIGHT_EXP, Graph, name_ok, param_shape_ok
-from spikec.ir.nodes import IF, Input, Readout
+from spikec.ir.graph import MAX_DELAY, MAX_WEIGHT_EXP, MIN_WEIGHT_EXP, Graph, name_ok, param_shape_ok
+from spikec.ir.nodes import IF, Input, Readout, SigmaDelta
 from spikec.ir.overflow import prove
 
-ENCODINGS = ("current", "spikes")
+ENCODINGS = ("current", "delta", "spikes")
+MAX_SHIFT = 30
 RESETS = ("subtract", "zero")
 GATES = ("none", "net")
 
@@ -26,7 +27,7 @@ def validate(graph: Graph) -> None:
         raise GraphError("graph", "populations", f"needs exactly one Readout, has {kinds.count(Readout)}")
     seen = set()
     for p in graph.populations:
-        if not isinstance(p, (Input, IF, Readout)):
+        if not isinstance(p, (Input, IF, SigmaDelta, Readout)):
             raise GraphError(str(getattr(p, "name", p)), None, f"unknown population type {type(p).__name__}")
         if not name_ok(p.name):
             raise GraphError(repr(p.name), "name", "must match [A-Za-z_][A-Za-z0-9_.]*")
@@ -44,8 +45,11 @@ def validate(graph: Graph) -> None:
             raise GraphError(e.name, "dst", "an Input cannot receive an edge")
         if not isinstance(e.delay, (int, np.integer)) or not 0 <= e.delay <= MAX_DELAY:
             raise GraphError(e.name, "delay", f"must be an int in 0..{MAX_DELAY}, got {e.delay!r}")
-        if not isinstance(e.weight_exp, (int, np.integer)) or not 0 <= e.weight_exp <= MAX_WEIGHT_EXP:
-            raise GraphError(e.name, "weight_exp", f"must be an int in 0..{MAX_WEIGHT_EXP}, got {e.weight_exp!r}")
+        lowest = MIN_WEIGHT_EXP if isinstance(graph.nodes[e.dst], SigmaDelta) else 0
+        if not isinstance(e.weight_exp, (int, np.integer)) or not lowest <= e.weight_exp <= MAX_WEIGHT_EXP:
+            into = " (negative exponents only into SigmaDelta layers)" if lowest == 0 else ""
+            raise GraphError(e.name, "weight_exp",
+                             f"must be an int in {lowest}..{MAX_WEIGHT_EXP}{into}, got {e.weight_exp!r}")
         if not e.ops:
             raise GraphError(e.name, "ops", "an edge needs at least one synapse op")
         try:
@@ -62,6 +66,8 @@ def validate(graph: Graph) -> None:
             _check_input(p)
         elif isinstance(p, IF):
             _check_if(p)
+        elif isinstance(p, SigmaDelta):
+            _check_sigma_delta(p)
         else:
             _check_readout(p)
     prove(graph)
@@ -121,6 +127,17 @@ def _check_if(p: IF) -> None:
         raise GraphError(p.name, "presim", f"must be an int >= 0, got {p.presim!r}")
 
 
+def _check_sigma_delta(p: SigmaDelta) -> None:
+    limit = _state_limit(p)
+    if not param_shape_ok(p.bias, p.shape):
+        raise GraphError(p.name, "bias", f"shape {p.bias.shape} is neither (), ({p.shape[0]},) nor {p.shape}")
+    _check_range(p, "bias", p.bias, -limit, limit)
+    if not isinstance(p.shift, (int, np.integer)) or not 0 <= p.shift <= MAX_SHIFT:
+        raise GraphError(p.name, "shift", f"must be an int in 0..{MAX_SHIFT}, got {p.shift!r}")
+    if not isinstance(p.vth, (int, np.integer)) or not 0 <= p.vth <= limit:
+        raise GraphError(p.name, "vth", f"must be an int in 0..{limit}, got {p.vth!r}")
+
+
 def _check_readout(p: Readout) -> None:
     limit = _state_limit(p)
     if len(p.shape) != 1:
@@ -130,6 +147,8 @@ def _check_readout(p: Readout) -> None:
     _check_range(p, "bias", p.bias, -limit, limit)
     if not isinstance(p.skip, (int, np.integer)) or p.skip < 0:
         raise GraphError(p.name, "skip", f"must be an int >= 0, got {p.skip!r}")
+    if not isinstance(p.bias_steps, (int, np.integer)) or p.bias_steps < 0:
+        raise GraphError(p.name, "bias_steps", f"must be an int >= 0, got {p.bias_steps!r}")
 
 
 def check_inputs(graph: Graph, inputs, steps: int) -> np.ndarray:
@@ -155,7 +174,7 @@ def input_array(inp: Input, inputs) -> np.ndarray:
         raise InputDataError(
             f"inputs must be an integer array, got dtype {arr.dtype}; floats are not truncated: encode them "
             "with graph.encode(x) (round(x * input scale))")
-    if inp.encoding == "current":
+    if inp.encoding in ("current", "delta"):
         if arr.shape[1:] != inp.shape or arr.ndim != len(inp.shape) + 1:
             dims = ", ".join(map(str, inp.shape))
             raise InputDataError(f"inputs for {inp.name} must have shape [B, {dims}], got {arr.shape}")

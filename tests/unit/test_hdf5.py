@@ -54,10 +54,15 @@ def rehash(path):
 
 
 def downgrade(path, version):
-    """Turn a version-3 file into what spikec wrote at `version`: no hash, no absent markers,
-    variable-length strings, meta as a root attribute."""
+    """Turn a version-4 file into what spikec wrote at `version`: no readout bias_steps (3); also
+    no hash, no absent markers, variable-length strings, meta as a root attribute (2)."""
     with h5py.File(path, "r+") as f:
         f.attrs["version"] = version
+        for g in f["populations"].values():
+            if "bias_steps" in g.attrs:
+                del g.attrs["bias_steps"]
+        if version >= 3:
+            return
         del f.attrs[hdf5.HASH_ATTR]
         f.attrs["meta"] = f["meta"][()].tobytes().decode()
         del f["meta"]
@@ -86,9 +91,9 @@ def set_meta(path, text: str):
         f["meta"] = np.frombuffer(text.encode(), np.uint8)
 
 
-def test_file_layout_version_3(saved):
+def test_file_layout_version_4(saved):
     with h5py.File(saved, "r") as f:
-        assert f.attrs["version"] == 3
+        assert f.attrs["version"] == 4
         assert len(f.attrs[hdf5.HASH_ATTR]) == 64
         assert f["populations/1"].attrs[hdf5.ABSENT_ATTR] == b"bias_schedule"
         assert f["populations/2"].attrs[hdf5.ABSENT_ATTR] == b""

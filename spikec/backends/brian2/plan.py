@@ -31,6 +31,7 @@ _SPECS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def make_spec(graph: Graph) -> dict:
     """The Brian2 spec of `graph` (see the module docstring). Graphs are immutable, so the spec is
     computed once per graph object; callers must not modify it."""
+    graph.require_spiking("the Brian2 backend")
     if graph not in _SPECS:
         _SPECS[graph] = _make_spec(graph)
     return _SPECS[graph]

@@ -66,7 +66,8 @@ STOCK_TARGET = "compile with target='loihi-stock'"
 def netx_problems(graph: Graph) -> list[str]:
     """Everything in `graph` netx cannot express, one line per layer/edge and feature ([] = ok)."""
     graph.validate()
-    problems: list[str] = []
+    problems: list[str] = [f"{what}: sigma-delta graphs are not exported to netx (use the Lava module export)"
+                           for what in graph.graded_features()]
     order = graph.topo_order()
     for prev, name in zip(order, order[1:]):
         for e in graph.in_edges(name):

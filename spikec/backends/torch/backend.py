@@ -27,7 +27,8 @@ import torch
 from spikec.backends.torch import int8 as torch_int8
 from spikec.backends.torch import ops as ops
 from spikec.errors import BackendError
-from spikec.ir.nodes import IF
+from spikec.ir.graded import sigma_delta_bounds
+from spikec.ir.nodes import IF, SigmaDelta
 from spikec.trace import Trace
 
 NAME = "torch"
@@ -180,12 +181,13 @@ class _Run:
         g = self.graph
         inp = g.input
         emit_bound = {n: 1 for n in self.order}
-        emit_bound[inp.name] = ops.max_abs(self.x) if inp.encoding == "current" else 1
+        emit_bound[inp.name] = ops.max_abs(self.x) if inp.encoding != "spikes" else 1
         self.may_saturate: dict[str, bool] = {}
         self.v_bound: dict[str, int] = {}
         self.drive_bound: dict[str, int] = {}
         self.emit_bound = emit_bound
-        for layer in g.if_layers:
+        self.graded_bounds = sigma_delta_bounds(g, self.total, self.x) if g.sigma_delta_layers else {}
+        for layer in g.neuron_layers:
             self._bound_layer(layer)
         last: dict[str, int] = {}
         keep_all = self.record or self.record_v or self.count_spikes
@@ -199,10 +201,17 @@ class _Run:
         self.last = last
 
     def _bound_layer(self, layer) -> None:
-        """Static drive and membrane bounds of `layer`: whether it may saturate, its exact dtype."""
+        """Static drive and membrane bounds of `layer`: whether it may saturate, its exact dtype
+        (for a SigmaDelta layer: its sigma and the bound on what it emits)."""
+        limit = 2 ** (layer.state_bits - 1) - 1
+        if isinstance(layer, SigmaDelta):
+            drive = self._drive_bound(layer.name, self.emit_bound)
+            self.emit_bound[layer.name] = self.graded_bounds[layer.name].emit
+            self.may_saturate[layer.name] = (self.total - self.start[layer.name] + 1) * drive > limit
+            self.drive_bound[layer.name] = drive
+            return
         drive = (self._drive_bound(layer.name, self.emit_bound) + ops.max_abs(layer.bias)
                  + ops.max_abs(layer.bias_schedule))
-        limit = 2 ** (layer.state_bits - 1) - 1
         reach = ops.max_abs(layer.v_init) + (self.total - self.start[layer.name] + 1) * drive
         self.may_saturate[layer.name] = reach > limit
         self.v_bound[layer.name] = min(reach, limit)
@@ -216,6 +225,8 @@ class _Run:
         for name in self.order:
             if isinstance(g.nodes[name], IF):
                 self._run_if(g.nodes[name])
+            elif isinstance(g.nodes[name], SigmaDelta):
+                self._run_sigma_delta(g.nodes[name])
         output = self._run_readout()
         return Trace(output=output, steps=self.steps, latency=g.latency,
                      spikes=self.spikes if self.record else None, saturations=self.saturations,
@@ -230,6 +241,8 @@ class _Run:
         nonneg = bool(self.x.min(initial=0) >= 0)
         if inp.encoding == "current":
             self.series[inp.name] = _Series(1, x, bound, nonneg, constant=True)
+        elif inp.encoding == "delta":
+            self.series[inp.name] = _Series(1, x[None], bound, nonneg)
         else:
             length = min(x.shape[1], self.last[inp.name])
             self.series[inp.name] = _Series(1, x[:, :length].transpose(0, 1), bound, nonneg)
@@ -291,6 +304,52 @@ class _Run:
             full[first - 1: first - 1 + n] = result.voltages.to("cpu", torch.int64)
             self.volts[name] = full.numpy()
 
+    def _run_sigma_delta(self, layer: SigmaDelta) -> None:
+        """A SigmaDelta layer, visiting only the steps where something can change: its first local
+        step (the bias alone may send) and the steps its input is nonzero (at any other step sigma
+        and act stay put, so the delta is the old residue, already below vth: nothing is sent).
+        The emitted series ends at its last nonzero step and carries its true max |value| as
+        bound, so the synapse ops downstream pick the narrowest exact dtype for this run."""
+        name = layer.name
+        first, last = self.start[name], self.last[name]
+        n = max(0, last - first + 1)
+        shape = (self.batch,) + tuple(layer.shape)
+        currents = self._sparse_currents(name, first, last, n)
+        steps = sorted({0} | set(currents)) if n else []
+        result = ops.sigma_delta_scan(layer, [currents.get(i) for i in steps], self.batch, self.device)
+        sent = result.spikes
+        nonzero = [i for i, step in zip(steps, sent) if bool(step.any())]
+        length = nonzero[-1] + 1 if nonzero else 0
+        values = torch.zeros((length,) + shape, dtype=torch.int64, device=self.device)
+        for i, step in zip(steps, sent):
+            if i < length:
+                values[i] = step
+        bound = int(values.abs().max()) if length else 0
+        self.series[name] = _Series(first, values, bound, nonneg=bool(length == 0 or values.min() >= 0))
+        self.saturations[name] = result.saturations
+        if self.count_spikes:
+            self.spike_counts[name] = int(torch.count_nonzero(values))
+        if self.record:
+            full = torch.zeros((self.total,) + shape, dtype=torch.int64)
+            full[first - 1: first - 1 + length] = values.to("cpu")
+            self.spikes[name] = full.numpy()
+
+    def _sparse_currents(self, name: str, first: int, last: int, n: int) -> dict[int, torch.Tensor]:
+        """{local step index i (0-based): the summed input current at step first + i}, int64, only
+        for steps some edge delivers at."""
+        currents: dict[int, torch.Tensor] = {}
+        for edge in self.graph.in_edges(name):
+            got = self._edge_current(edge, first, last)
+            if got is None:
+                continue
+            offset, values, constant = got
+            pieces = ([(i, values) for i in range(offset, n)] if constant
+                      else [(offset + j, v) for j, v in enumerate(values)])
+            for i, v in pieces:
+                v = v.to(torch.int64)
+                currents[i] = currents[i] + v if i in currents else v.clone()
+        return currents
+
     def _hooked_drive(self, layer, first: int, last: int, n: int, shape):
         """Drive of the layer the hook returns: the schedule-free drive plus the new schedule."""
         import dataclasses
@@ -316,11 +375,13 @@ class _Run:
                                layer.name)
 
     def _build_drive(self, layer, first: int, last: int, n: int, dtype, shape) -> list:
-        """drive[i] = everything added to v at local step i + 1 (current, bias, bias schedule)."""
+        """drive[i] = everything added to v at local step i + 1 (current, bias, bias schedule); for a
+        SigmaDelta layer the current alone (its bias acts after the sum)."""
 
         p = lambda a: ops.param(a, layer.shape, dtype, self.device)  # noqa: E731
         varying = None
-        constants = [(0, p(layer.bias))] if layer.bias.any() else []
+        is_if = isinstance(layer, IF)
+        constants = [(0, p(layer.bias))] if is_if and layer.bias.any() else []
         for edge in self.graph.in_edges(layer.name):
             got = self._edge_current(edge, first, last)
             if got is None:
@@ -336,7 +397,7 @@ class _Run:
             if varying is None:
                 varying = self._zeros((n,) + shape, dtype, like=values)
             varying[offset: offset + len(values)] += values
-        schedule = [] if layer.bias_schedule is None else list(layer.bias_schedule[:n])
+        schedule = [] if not is_if or layer.bias_schedule is None else list(layer.bias_schedule[:n])
         if varying is not None:
             for offset, c in constants:
                 varying[offset:] += c
@@ -374,8 +435,9 @@ class _Run:
         bias = torch.as_tensor(np.broadcast_to(out.bias, out.shape).copy())
         per_step = sum(self.chains[id(e)].bounds(self.emit_bound[e.src])[0]
                        for e in self.graph.in_edges(out.name)) + ops.max_abs(out.bias)
+        biased = min(self.steps, out.bias_steps or self.steps)   # evaluated steps that add the bias
         if self.steps * per_step <= limit and not self.every_step:
-            acc = self._summed_input(first, last) + self.steps * bias
+            acc = self._summed_input(first, last) + biased * bias
             self.saturations[out.name] = 0
             return acc.numpy()
         currents = torch.zeros((self.steps, self.batch) + out.shape, dtype=torch.int64)
@@ -388,8 +450,8 @@ class _Run:
             currents[offset:stop] += values.to("cpu", torch.int64)
         acc = torch.zeros((self.batch,) + out.shape, dtype=torch.int64)
         saturated = 0
-        for current in currents:
-            acc += current + bias
+        for i, current in enumerate(currents):
+            acc += current + bias if i < biased else current
             saturated += int((acc.abs() > limit).sum())
             acc.clamp_(-limit, limit)
             if self.every_step:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from spikec.backends.torch import int8 as torch_int8
 from spikec.errors import OverflowRiskError, UnsupportedError
-from spikec.ir.nodes import IF, Conv2d, Dense, Flatten, SumPool2d, SynapseOp
+from spikec.ir.nodes import IF, Conv2d, Dense, Flatten, SigmaDelta, SumPool2d, SynapseOp
 
 # largest magnitude below which every integer (and every sum of two) is exact in the dtype
 EXACT_BELOW = {torch.float32: 2 ** 24, torch.float64: 2 ** 53, torch.int64: 2 ** 62}
@@ -119,6 +119,14 @@ def is_channels_last(x: torch.Tensor) -> bool:
     return x.ndim >= 4 and x.shape[-3] > 1 and x.stride(-3) == 1 and x.stride(-1) == x.shape[-3]
 
 
+def floor_shift(x: torch.Tensor, k: int) -> torch.Tensor:
+    """floor(x / 2^k) of integer-valued x, exactly in any dtype (dividing by a power of two is
+    exact in floating point)."""
+    if x.dtype.is_floating_point:
+        return torch.floor(x * (0.5 ** k))
+    return torch.bitwise_right_shift(x, k)
+
+
 class Chain:
     """An edge's synapse ops (then the factor 2^weight_exp) as torch calls, with weights converted
     once per dtype."""
@@ -126,7 +134,8 @@ class Chain:
     def __init__(self, ops, workspace: Workspace, weight_exp: int = 0):
         self.ops = tuple(ops)
         self.workspace = workspace
-        self.factor = 2 ** weight_exp
+        self.factor = 2 ** max(weight_exp, 0)
+        self.floor_shift = max(-weight_exp, 0)   # a negative exponent floors the summed current
         self._gains = [op_gain(op) for op in self.ops]
         self._weights: dict[tuple, torch.Tensor] = {}
         self._w_ranges = {i: torch_int8.weight_range(op) for i, op in enumerate(self.ops)
@@ -205,6 +214,8 @@ class Chain:
                 nonneg = nonneg and self._w_ranges[i][0] >= 0
             bound, hwc = out_bound, None
         x = x.to(dtype)
+        if self.floor_shift:
+            return floor_shift(x, self.floor_shift)
         return x * self.factor if self.factor != 1 else x
 
     def _sum_pool(self, x: torch.Tensor, op: SumPool2d, index: int) -> torch.Tensor:
@@ -308,3 +319,30 @@ def if_scan(layer: IF, drive: list[torch.Tensor], batch: int, dtype: torch.dtype
         if record_v:
             volts[i] = v
     return ScanResult(out, int(saturated), volts)
+
+
+def sigma_delta_scan(layer: SigmaDelta, drive: list[torch.Tensor | None], batch: int, device: torch.device
+                     ) -> ScanResult:
+    """Run SigmaDelta `layer` over the steps of `drive` (each its synaptic current at that step, or
+    None for no input), in int64. Steps the caller leaves out must be ones where nothing changes.
+    Returns the graded outputs (int64 [len(drive), B, *shape]) in ScanResult.spikes."""
+    shape = (batch,) + tuple(layer.shape)
+    bias = param(layer.bias, layer.shape, torch.int64, device)
+    limit = 2 ** (layer.state_bits - 1) - 1
+    sigma = torch.zeros(shape, dtype=torch.int64, device=device)
+    act = torch.zeros_like(sigma)
+    residue = torch.zeros_like(sigma)
+    out = torch.zeros((len(drive),) + shape, dtype=torch.int64, device=device)
+    saturated = 0
+    for i, current in enumerate(drive):
+        if current is not None:
+            sigma.add_(current)
+            saturated += int((sigma.abs() > limit).sum())
+            sigma.clamp_(-limit, limit)
+        new_act = (sigma + bias).clamp_(min=0)
+        delta = new_act - act + residue
+        sent = torch.where(delta.abs() >= layer.vth, delta, 0) if layer.vth else delta
+        residue = delta - sent
+        act = new_act
+        out[i] = torch.bitwise_right_shift(sent, layer.shift)
+    return ScanResult(spikes=out, saturations=saturated, voltages=None)
