@@ -14,7 +14,8 @@ interpreter) at T = 1..32 from one run per row (the readout is cumulative):
   stock-v_init   the same zero-reset neurons, started at v_init = theta/2 (Lava's stock LIF
                  process takes an initial v; a netx file cannot hold one).
   sigma-delta    target "loihi-sdnn": Lava's stock SigmaDelta (ReLU, graded output) with
-                 delta-encoded input; netx's SDNN neuron type.
+                 delta-encoded input, each layer clipped at L levels by a twin layer.
+  sigma-delta-relu  the same without the twins (an unclipped ReLU; half the neurons).
 
 Writes out/stock_neurons/results.json and the table + plot in docs (docs/lava.md section
 "Which stock neuron", docs/stock_neurons_cifar10.png).
@@ -43,14 +44,17 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 MARKS = (1, 2, 4, 8, 16, 32)
 MODELS = {"ResNet-20": "cifar10_resnet20_qcfs", "VGG": "cifar10_vgg_small_qcfs"}
-# mapping -> (target, how the neuron is built, Lava stock process, netx)
+# mapping -> (target, how the neuron is built, Lava stock process, netx); compile options apart
+OPTIONS = {"sigma-delta-relu": {"sd_clip": False}}
 MAPPINGS = {
     "subtract": ("loihi", "spikec IF process (subtract reset, v_init theta/2)", "no (SpikecIF)", "no"),
     "stock-zero": ("loihi-stock", "CUBA LIF du=4095 dv=0: zero reset, v_init 0", "yes (LIF)", "yes (CUBA)"),
     "stock-v_init": ("loihi-stock", "CUBA LIF du=4095 dv=0, zero reset, v starts at theta/2",
                      "yes (LIF, initial v)", "no (no initial v)"),
-    "sigma-delta": ("loihi-sdnn", "SigmaDelta, ReLU, state_exp shift, delta-encoded input",
-                    "yes (SigmaDelta)", "see docs/lava.md"),
+    "sigma-delta": ("loihi-sdnn", "SigmaDelta (ReLU) + clip twin, delta-encoded input",
+                    "yes (SigmaDelta, Sparse, RingBuffer)", "no (see below)"),
+    "sigma-delta-relu": ("loihi-sdnn", "SigmaDelta (ReLU), delta-encoded input",
+                         "yes (SigmaDelta, Sparse, RingBuffer)", "no (see below)"),
 }
 BEGIN, END = "<!-- stock-neurons:begin -->", "<!-- stock-neurons:end -->"
 
@@ -63,7 +67,8 @@ def build(model_name: str, mapping: str, x, x_calib) -> Graph:
         graph = compile_model(model, x[:1], method="qcfs", calibration=x_calib, target="loihi").graph
         pops = [dataclasses.replace(p, reset="zero") if isinstance(p, IF) else p for p in graph.populations]
         return Graph(tuple(pops), graph.edges, graph.meta).validate()
-    return compile_model(model, x[:1], method="qcfs", calibration=x_calib, target=target).graph
+    return compile_model(model, x[:1], method="qcfs", calibration=x_calib, target=target,
+                         **OPTIONS.get(mapping, {})).graph
 
 
 def run_row(arch: str, mapping: str, x, y, x_calib, steps: int, batch_size: int) -> dict:

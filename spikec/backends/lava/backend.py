@@ -38,6 +38,7 @@ CLASSES = {
     "sparse": ("lava.proc.sparse.process", "Sparse"),
     "delay_sparse": ("lava.proc.sparse.process", "DelaySparse"),
     "lif": ("lava.proc.lif.process", "LIF"),
+    "sigma_delta": ("lava.proc.sdn.process", "SigmaDelta"),
     "if": ("spikec.backends.lava.procs.if_neuron", "SpikecIF"),
     "readout": ("spikec.backends.lava.procs.readout", "SpikecReadout"),
     "recorder": ("spikec.backends.lava.procs.recorder", "SpikeRecorder"),
@@ -105,6 +106,7 @@ def check_errors(paths: dict[str, dict[str, str]]) -> None:
 def instantiate(plan: LavaPlan, paths: dict[str, dict[str, str]]) -> dict:
     """Create and connect the Lava processes of `plan`; returns {name: process}."""
     _require()
+    from lava.proc.sdn.models import ActivationMode
     from lava.utils.weightutils import SignMode
 
     procs = {}
@@ -112,6 +114,8 @@ def instantiate(plan: LavaPlan, paths: dict[str, dict[str, str]]) -> dict:
         args = dict(spec.args)
         if "sign_mode" in args:
             args["sign_mode"] = SignMode[args["sign_mode"]]
+        if "act_mode" in args:
+            args["act_mode"] = ActivationMode[args["act_mode"]]
         args.update(paths.get(spec.name, {}))
         procs[spec.name] = lava_class(spec.kind)(**args)
     for link in plan.links:
@@ -252,9 +256,14 @@ def _run_chunk(graph: Graph, x: np.ndarray, steps: int, record: bool, record_v: 
         saturations = {readout.name: int(_load(out_paths["sat_path"])[0])}
         spikes = {} if record else None
         voltages = {} if record_v else None
-        for layer in graph.if_layers:
+        for layer in graph.neuron_layers:
             lp = plan.layers[layer.name]
             shape = (hw, batch) + layer.shape
+            if lp.model == "sigma_delta":
+                saturations[layer.name] = 0   # stock SigmaDelta cannot saturate; exact where the reference counts none
+                if record:
+                    spikes[layer.name] = _load(paths[lp.recorder]["path"]).reshape(shape)
+                continue
             if lp.model == "lif":
                 saturations[layer.name] = 0   # proven impossible by lava_plan.stock_lif_reason
                 if record:

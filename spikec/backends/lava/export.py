@@ -34,6 +34,7 @@ from spikec.ir.graph import Graph
 
 _CLASSES = {
     "source": "RingBuffer", "sparse": "Sparse", "delay_sparse": "DelaySparse", "lif": "LIF",
+    "sigma_delta": "SigmaDelta",
     "if": "SpikecIF", "readout": "SpikecReadout", "recorder": "SpikeRecorder",
 }
 _PER_NEURON = {"theta", "v_init", "bias", "theta_neg", "v", "bias_mant"}
@@ -80,6 +81,8 @@ def _arg(spec: ProcSpec, key: str, value, arrays: dict) -> str:
         return f"(B * {int(np.prod(value))},)"
     if key == "sign_mode":
         return f"SignMode.{value}"
+    if key == "act_mode":
+        return f"ActivationMode.{value}"
     if sp.issparse(value):
         value = value.tocsr()
         for part in ("data", "indices", "indptr"):
@@ -118,7 +121,7 @@ def _module_text(graph: Graph, plan: LavaPlan, path: Path, lines, links, max_ste
                       for name, lp in plan.layers.items())
     return _TEMPLATE.format(
         npz=path.with_suffix(".npz").name, name=path.name, dims=dims,
-        inputs_doc=f"integers [B, {dims}]" if inp.encoding == "current" else f"0/1 spikes [B, S, {dims}]",
+        inputs_doc=f"0/1 spikes [B, S, {dims}]" if inp.encoding == "spikes" else f"integers [B, {dims}]",
         latency=graph.latency, max_steps=max_steps, table=table,
         layers=layers, shapes=shapes, readout=graph.readout.name, digest=digest,
         input_args=f"{inp.name!r}, {tuple(inp.shape)!r}, encoding={inp.encoding!r}, "
@@ -144,9 +147,11 @@ import numpy as np
 
 from spikec.backends.lava.exported import (  # noqa: F401  (the process classes build() uses)
     LIF,
+    ActivationMode,
     DelaySparse,
     Exported,
     RingBuffer,
+    SigmaDelta,
     SignMode,
     Sparse,
     SpikecIF,

@@ -28,6 +28,8 @@ lava_compat.install()   # in-memory fix of one lava-nc module, before any lava i
 
 from lava.proc.io.source import RingBuffer  # noqa: E402
 from lava.proc.lif.process import LIF  # noqa: E402
+from lava.proc.sdn.models import ActivationMode  # noqa: E402
+from lava.proc.sdn.process import SigmaDelta  # noqa: E402
 from lava.proc.sparse.process import DelaySparse, Sparse  # noqa: E402
 from lava.utils.weightutils import SignMode  # noqa: E402
 
@@ -37,7 +39,8 @@ from spikec.backends.lava.procs.if_neuron import SpikecIF  # noqa: E402
 from spikec.backends.lava.procs.readout import SpikecReadout  # noqa: E402
 from spikec.backends.lava.procs.recorder import SpikeRecorder  # noqa: E402
 
-__all__ = ["Exported", "RingBuffer", "LIF", "Sparse", "DelaySparse", "SignMode", "SpikecIF", "SpikecReadout",
+__all__ = ["Exported", "RingBuffer", "LIF", "SigmaDelta", "ActivationMode", "Sparse", "DelaySparse", "SignMode",
+           "SpikecIF", "SpikecReadout",
            "SpikeRecorder", "blocks", "record", "error_path", "source_data", "run_network", "main"]
 
 
@@ -92,10 +95,15 @@ def error_path(folder: str, proc: str) -> str:
 
 
 def source_data(net: Exported, inputs: np.ndarray, hw: int) -> np.ndarray:
-    """The RingBuffer's data: one current per neuron, or the spike trains padded to `hw` steps."""
+    """The RingBuffer's data: one current per neuron, a delta input at step 1 only, or the spike
+    trains padded to `hw` steps."""
     batch = inputs.shape[0]
     if net.input.encoding == "current":
         return inputs.reshape(-1, 1).astype(np.int32)
+    if net.input.encoding == "delta":
+        data = np.zeros((inputs.size, hw + 1), np.int32)
+        data[:, 0] = inputs.reshape(-1)
+        return data
     n = int(np.prod(inputs.shape[2:]))
     train = inputs.reshape(batch, inputs.shape[1], n)[:, :hw]
     data = np.zeros((batch * n, hw), np.int32)
@@ -126,14 +134,15 @@ def run_network(net: Exported, build, inputs, steps) -> dict:
         result = {"output": _load(folder, out_proc, "acc_path").reshape(batch, -1), "spikes": {},
                   "saturations": {net.readout: int(_load(folder, out_proc, "sat_path")[0])}}
         for name, (proc, model, recorder) in net.layers.items():
-            if model == "lif":
+            if model in ("lif", "sigma_delta"):   # stock neurons: no saturation count to read
                 spikes, result["saturations"][name] = _load(folder, recorder, "path"), 0
             elif model == "if":
                 spikes = _load(folder, proc, "spikes_path")
                 result["saturations"][name] = int(_load(folder, proc, "sat_path")[0])
             else:
                 continue
-            result["spikes"][name] = spikes.astype(np.int8).reshape((hw, batch) + tuple(net.shapes[name]))
+            dtype = np.int64 if model == "sigma_delta" else np.int8   # graded messages or spikes
+            result["spikes"][name] = spikes.astype(dtype).reshape((hw, batch) + tuple(net.shapes[name]))
     return result
 
 

@@ -16,6 +16,12 @@ Mapping (docs/lava.md has the full table):
   IF        -> lava.proc.lif.process.LIF (du=4095, dv=0, vth=theta-1, bias_exp=6) when the layer's
                semantics allow and no saturation is possible (see `stock_lif_reason`), otherwise
                spikec's SpikecIF (spikec.backends.lava.procs.if_neuron).
+  SigmaDelta -> lava.proc.sdn.process.SigmaDelta (ReLU, state_exp = shift, bias 0): the layer's
+               bias must act from its start step, but a stock neuron adds it from step 1, so every
+               bias comes from ONE shared stock SigmaDelta in UNIT mode (its bias = all the layers'
+               biases side by side): it emits them once, at step 1, and a DelaySparse per layer
+               (identity weights, delay start - 2) delivers each layer's part at its start step.
+               Graded messages need num_message_bits = 24 on the synapses they feed.
   Readout   -> SpikecReadout.
 Batches: the B samples of a run are laid side by side (flat index b * n + i), so one Lava run
 evaluates the whole batch; nothing has to be reset between samples.
@@ -30,13 +36,16 @@ import scipy.sparse as sp
 
 from spikec.errors import UnsupportedError
 from spikec.ir.connectivity import chain_matrix, edge_matrix
+from spikec.ir.graded import sigma_delta_bounds
 from spikec.ir.graph import Graph, broadcast_param
-from spikec.ir.nodes import IF, Input, Readout
+from spikec.ir.nodes import IF, Input, Readout, SigmaDelta
 
 LIF_STATE_LIMIT = 2**17 - 1      # stock LIF: v saturates at +-(2^23-1) raw = 2^17 weight units
 LIF_VTH_MAX = 2**17 - 1          # 17-bit threshold mantissa
 LIF_BIAS_MAX = 4095              # 13-bit signed bias mantissa
 SYNAPSE_LIMIT = 2**31 - 1        # Sparse accumulates and sends int32
+GRADED_BITS = 24                 # message bits of sigma-delta outputs (SigmaDelta.s_out is 24-bit)
+BIAS_SOURCE = "bias_source"      # the stock SigmaDelta that sends every sigma-delta layer's bias
 NEURON_MODES = ("auto", "custom", "stock")
 
 
@@ -111,10 +120,13 @@ def weight_digits(matrix: sp.csr_matrix) -> list[tuple[sp.csr_matrix, int]]:
         j += 1
 
 
-def _source_max(graph: Graph, name: str, x: np.ndarray | None) -> np.ndarray | int:
+def _source_max(graph: Graph, name: str, x: np.ndarray | None, graded: dict | None = None) -> np.ndarray | int:
     """Largest |value| the population can emit per step: per flat neuron of one sample when the
-    input data are known, else a static bound."""
+    input data are known, else a static bound. `graded`: per sigma-delta layer, its largest |message|
+    in this run (see graded_peaks)."""
     node = graph.nodes[name]
+    if isinstance(node, SigmaDelta):
+        return graded[name]
     if isinstance(node, Input):
         if node.encoding == "spikes":
             return 1
@@ -124,16 +136,18 @@ def _source_max(graph: Graph, name: str, x: np.ndarray | None) -> np.ndarray | i
     return 1
 
 
-def current_bounds(graph: Graph, name: str, x: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def current_bounds(graph: Graph, name: str, x: np.ndarray | None,
+                   graded: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-neuron bounds (lo, hi) of the summed synaptic input of `name` in any one step."""
     n = int(np.prod(graph.nodes[name].shape))
     lo = np.zeros(n, np.int64)
     hi = np.zeros(n, np.int64)
     for e in graph.in_edges(name):
         m = edge_matrix(e, graph.nodes[e.src].shape)
-        smax = _source_max(graph, e.src, x)
-        signed_src = (isinstance(graph.nodes[e.src], Input) and graph.input.encoding == "current") or (
-            isinstance(graph.nodes[e.src], IF) and graph.nodes[e.src].theta_neg is not None)
+        smax = _source_max(graph, e.src, x, graded)
+        signed_src = (isinstance(graph.nodes[e.src], Input) and graph.input.encoding != "spikes") or (
+            isinstance(graph.nodes[e.src], IF) and graph.nodes[e.src].theta_neg is not None) or (
+            isinstance(graph.nodes[e.src], SigmaDelta))
         vec = np.broadcast_to(np.asarray(smax, np.int64), (m.shape[1],))
         pos = m.multiply(m > 0).tocsr() @ vec
         neg = -(m.multiply(m < 0).tocsr() @ vec)
@@ -147,7 +161,7 @@ def current_bounds(graph: Graph, name: str, x: np.ndarray | None) -> tuple[np.nd
 
 
 def stock_lif_reason(graph: Graph, layer: IF, hardware_steps: int, x: np.ndarray | None,
-                     check_range: bool = True) -> str:
+                     check_range: bool = True, graded: dict | None = None) -> str:
     """'' if Lava's stock LIF reproduces `layer` exactly, else why not.
 
     Stock LIF (du=4095, dv=0) fires on v > vth, resets to zero, adds its bias from step 1, keeps v in
@@ -182,7 +196,7 @@ def stock_lif_reason(graph: Graph, layer: IF, hardware_steps: int, x: np.ndarray
             return "it would fire before the layer's start step (v_init or bias too large)"
     if not check_range:
         return ""
-    lo, hi = current_bounds(graph, layer.name, x)
+    lo, hi = current_bounds(graph, layer.name, x, graded)
     limit = min(LIF_STATE_LIMIT, 2 ** (layer.state_bits - 1) - 1)
     if max(-lo.min(initial=0), hi.max(initial=0)) >= 2**17:
         return "per-step input may reach 2^17 (stock LIF current wraps)"
@@ -199,6 +213,8 @@ def message_bits(graph: Graph, name: str) -> int:
     node = graph.nodes[name]
     if isinstance(node, Input):
         return 0 if node.encoding == "spikes" else min(int(node.value_bits), 31)
+    if isinstance(node, SigmaDelta):
+        return GRADED_BITS
     return 2 if node.theta_neg is not None else 0
 
 
@@ -212,6 +228,10 @@ def source_data(graph: Graph, x: np.ndarray, hardware_steps: int) -> np.ndarray:
     if graph.input.encoding == "current":
         return x.reshape(batch, -1).reshape(-1, 1).astype(np.int32)
     n = int(np.prod(graph.input.shape))
+    if graph.input.encoding == "delta":       # the sample at step 1, then nothing (the buffer spans the run)
+        data = np.zeros((batch * n, hardware_steps + 1), np.int32)
+        data[:, 0] = x.reshape(-1)
+        return data
     data = np.zeros((batch * n, hardware_steps), np.int32)
     train = x.reshape(batch, x.shape[1], n)[:, :hardware_steps]       # [B, S, n]
     data[:, :train.shape[1]] = train.transpose(0, 2, 1).reshape(batch * n, -1)
@@ -242,31 +262,94 @@ def build_plan(graph: Graph, x: np.ndarray | None, steps: int, *, batch: int | N
     src_name = "src_" + _ident(inp.name)
     procs.append(ProcSpec(src_name, "source", {"data": None if x is None else source_data(graph, x, hw)}))
     layers[inp.name] = LayerPlan(src_name, "source")
+    graded = graded_peaks(graph, x, steps)
+    if graph.sigma_delta_layers:
+        _plan_bias_source(graph, batch, procs)
     for name in graph.topo_order():
         node = graph.nodes[name]
         if isinstance(node, IF):
-            _plan_if(graph, node, x, hw, batch, record, record_v, neurons, procs, links, layers)
+            _plan_if(graph, node, x, hw, batch, record, record_v, neurons, procs, links, layers, graded)
+        elif isinstance(node, SigmaDelta):
+            _plan_sigma_delta(graph, node, hw, batch, record, procs, links, layers)
         elif isinstance(node, Readout):
             proc = "out_" + _ident(name)
             n = int(np.prod(node.shape))
             procs.append(ProcSpec(proc, "readout", {
                 "bias": _tile(node.bias, node.shape, batch), "start": starts[name], "skip": node.skip,
-                "steps": steps, "state_bits": node.state_bits},
+                "steps": steps, "state_bits": node.state_bits, "bias_steps": node.bias_steps},
                 records={"acc_path": ((batch * n,), "int64"), "sat_path": ((1,), "int64")}))
             layers[name] = LayerPlan(proc, "readout")
         else:
             continue
         for i, edge in enumerate(graph.in_edges(name)):
-            _plan_edge(graph, edge, i, x, batch, procs, links, layers)
+            _plan_edge(graph, edge, i, x, batch, procs, links, layers, graded)
     return LavaPlan(procs, links, hw, batch, layers)
 
 
-def _plan_if(graph, layer: IF, x, hw, batch, record, record_v, neurons, procs, links, layers) -> None:
+def graded_peaks(graph: Graph, x: np.ndarray | None, steps: int) -> dict[str, int]:
+    """{sigma-delta layer: largest |message| it can send}: with data, what it sends in an exact run
+    of the torch backend on `x` (the static worst case of a layer without an upper clip lies far
+    above any real message); without data, the static bound (spikec.ir.graded)."""
+    if not graph.sigma_delta_layers:
+        return {}
+    if x is None:
+        return {k: b.emit for k, b in sigma_delta_bounds(graph, graph.hardware_steps(steps)).items()}
+    from spikec.backends.torch.backend import run as torch_run
+
+    trace = torch_run(graph, x, steps, record=True)
+    return {layer.name: int(np.abs(trace.spikes[layer.name]).max(initial=0)) for layer in graph.sigma_delta_layers}
+
+
+def _bias_offsets(graph: Graph, batch: int) -> dict[str, int]:
+    """Where each sigma-delta layer's biases start in the shared bias source."""
+    offsets, at = {}, 0
+    for layer in graph.sigma_delta_layers:
+        offsets[layer.name] = at
+        at += batch * int(np.prod(layer.shape))
+    return offsets
+
+
+def _plan_bias_source(graph: Graph, batch: int, procs) -> None:
+    biases = np.concatenate([_tile(layer.bias, layer.shape, batch) for layer in graph.sigma_delta_layers])
+    procs.append(ProcSpec(BIAS_SOURCE, "sigma_delta", {"shape": (biases.size,), "vth": 0, "bias": biases,
+                                                       "act_mode": "UNIT"}))
+
+
+def _plan_sigma_delta(graph, layer: SigmaDelta, hw, batch, record, procs, links, layers) -> None:
+    n = batch * int(np.prod(layer.shape))
+    start = graph.start_steps()[layer.name]
+    proc = "sd_" + _ident(layer.name)
+    procs.append(ProcSpec(proc, "sigma_delta", {
+        "shape": (n,), "vth": layer.vth / 2 ** layer.shift, "state_exp": layer.shift}))
+    if np.any(layer.bias):
+        at = _bias_offsets(graph, batch)[layer.name]
+        total = sum(batch * int(np.prod(p.shape)) for p in graph.sigma_delta_layers)
+        pick = sp.csr_matrix((np.full(n, 2, np.int64), (np.arange(n), np.arange(at, at + n))), shape=(n, total))
+        args = {"weights": pick, "weight_exp": -1, "num_weight_bits": 8, "sign_mode": "MIXED",
+                "num_message_bits": GRADED_BITS}
+        kind, delay = "sparse", start - 2     # sent at step 1, arriving at step 2 + delay = start
+        if delay:
+            delays = pick.copy()
+            delays.data = np.full(delays.nnz, delay, np.int64)
+            kind = "delay_sparse"
+            args.update(delays=delays, max_delay=delay)
+        syn = f"syn_bias__{_ident(layer.name)}"
+        procs.append(ProcSpec(syn, kind, args))
+        links += [Link(BIAS_SOURCE, "s_out", syn, "s_in"), Link(syn, "a_out", proc, "a_in")]
+    rec = None
+    if record:
+        rec = "rec_" + _ident(layer.name)
+        procs.append(ProcSpec(rec, "recorder", {"shape": (n,)}, records={"path": ((hw, n), "int64")}))
+        links.append(Link(proc, "s_out", rec, "a_in"))
+    layers[layer.name] = LayerPlan(proc, "sigma_delta", rec)
+
+
+def _plan_if(graph, layer: IF, x, hw, batch, record, record_v, neurons, procs, links, layers, graded) -> None:
     n = int(np.prod(layer.shape))
     start = graph.start_steps()[layer.name]
     reason = "voltages recorded (record_v)" if record_v else "custom neurons requested"
     if not record_v and neurons != "custom":
-        reason = stock_lif_reason(graph, layer, hw, x, check_range=neurons == "auto")
+        reason = stock_lif_reason(graph, layer, hw, x, check_range=neurons == "auto", graded=graded)
     proc = "n_" + _ident(layer.name)
     if not reason:
         bias = _tile(layer.bias, layer.shape, batch)
@@ -299,12 +382,13 @@ def _plan_if(graph, layer: IF, x, hw, batch, record, record_v, neurons, procs, l
     layers[layer.name] = LayerPlan(proc, "if", reason=reason)
 
 
-def _plan_edge(graph, edge, index, x, batch, procs, links, layers) -> None:
+def _plan_edge(graph, edge, index, x, batch, procs, links, layers, graded) -> None:
     src = graph.nodes[edge.src]
     matrix = chain_matrix(edge.ops, src.shape)   # weight mantissas; the edge's exponent goes to weight_exp
-    smax = np.broadcast_to(np.asarray(_source_max(graph, edge.src, x), np.int64), (matrix.shape[1],))
-    peak = int((abs(matrix) @ smax).max(initial=0)) * 2 ** edge.weight_exp
-    if peak > SYNAPSE_LIMIT // 2:
+    smax = np.broadcast_to(np.asarray(_source_max(graph, edge.src, x, graded), np.int64), (matrix.shape[1],))
+    peak = int((abs(matrix) @ smax).max(initial=0)) * 2 ** max(edge.weight_exp, 0)
+    unproven = x is None and isinstance(src, SigmaDelta)   # an export: the static worst case is no guide
+    if peak > SYNAPSE_LIMIT // 2 and not unproven:
         raise UnsupportedError(
             f"edge {edge.name}: one step can deliver a current of up to {peak}, beyond the 32-bit "
             "accumulator of Lava's Sparse synapse")
@@ -315,7 +399,11 @@ def _plan_edge(graph, edge, index, x, batch, procs, links, layers) -> None:
     base = f"syn_{_ident(edge.src)}__{_ident(edge.dst)}"
     if any(p.name == base for p in procs):   # a second edge between the same two populations
         base += f"_e{index}"
-    for j, (weights, exp) in enumerate(weight_digits(matrix)):
+    digits = weight_digits(matrix)
+    if edge.weight_exp < 0 and len(digits) > 1:
+        raise UnsupportedError(f"edge {edge.name}: weights beyond 8 bits with a floor exponent: Lava would floor "
+                               "each 8-bit digit's current separately, not their sum")
+    for j, (weights, exp) in enumerate(digits):
         name = base if j == 0 else f"{base}_d{j}"
         args = {"weights": weights, "weight_exp": exp + edge.weight_exp, "num_weight_bits": 8,
                 "sign_mode": "MIXED", "num_message_bits": bits}

@@ -1,7 +1,7 @@
 """SpikecReadout: the IR's non-spiking readout accumulator as a Lava process (fixed-point model).
 
-At local steps k = skip+1 .. skip+steps (k = t - start + 1) it adds its input current and bias to
-an int64 accumulator saturated at +-(2^(state_bits-1) - 1), counting saturations
+At local steps k = skip+1 .. skip+steps (k = t - start + 1) it adds its input current and bias
+(with bias_steps > 0: at the first bias_steps of those steps only) to an int64 accumulator saturated at +-(2^(state_bits-1) - 1), counting saturations
 (`spikec.ir.dynamics.readout_step`, as the reference interpreter). The accumulator
 and the count are written to record files the caller created (see files.py).
 """
@@ -27,13 +27,13 @@ class SpikecReadout(AbstractProcess):
     """Readout accumulator, flat shape (n,). acc_path: int64 [n]; sat_path: int64 [1];
     error_path: text file for a traceback (files.ErrorLog)."""
 
-    def __init__(self, *, bias, start: int, skip: int, steps: int, state_bits: int = 24,
+    def __init__(self, *, bias, start: int, skip: int, steps: int, state_bits: int = 24, bias_steps: int = 0,
                  acc_path=None, sat_path=None, error_path=None, name=None):
         bias = np.asarray(bias, np.int64)
         n = bias.shape[0]
         super().__init__(shape=(n,), start=int(start), skip=int(skip), steps=int(steps),
-                         state_bits=int(state_bits), acc_path=acc_path, sat_path=sat_path,
-                         error_path=error_path, name=name)
+                         state_bits=int(state_bits), bias_steps=int(bias_steps), acc_path=acc_path,
+                         sat_path=sat_path, error_path=error_path, name=name)
         self.a_in = InPort(shape=(n,))
         self.bias = Var(shape=(n,), init=bias)
         self.acc = Var(shape=(n,), init=np.zeros(n, np.int64))
@@ -52,6 +52,7 @@ class PySpikecReadoutModel(PyLoihiProcessModel):
         p = self.proc_params
         self.first = p["start"] + p["skip"]
         self.last = self.first + p["steps"] - 1
+        self.last_biased = self.first + p["bias_steps"] - 1 if p["bias_steps"] else self.last
         self.limit = 2 ** (p["state_bits"] - 1) - 1
         self.acc_file = RecordFile(p["acc_path"])
         self.sat_file = RecordFile(p["sat_path"])
@@ -68,7 +69,8 @@ class PySpikecReadoutModel(PyLoihiProcessModel):
 
     def _update(self, current: np.ndarray) -> None:
         if self.first <= self.time_step <= self.last:
-            acc, hits = readout_step(self.acc, current, self.bias, self.limit)
+            bias = self.bias if self.time_step <= self.last_biased else 0
+            acc, hits = readout_step(self.acc, current, bias, self.limit)
             self.saturations += hits
             self.acc[:] = acc
             self.acc_file.write(self.acc)
