@@ -98,7 +98,7 @@ def _record_options(graph, n: int, steps: int, backend: str) -> dict:
 
     from spikec.analysis.evaluate import EVERY_STEP_BACKENDS
 
-    neurons = sum(int(np.prod(layer.shape)) for layer in graph.if_layers)
+    neurons = sum(int(np.prod(layer.shape)) for layer in graph.neuron_layers)
     if neurons * n * graph.hardware_steps(steps) <= RECORD_LIMIT:
         return {"record": True}
     return {"count_spikes": True} if backend in EVERY_STEP_BACKENDS else {}

@@ -52,7 +52,7 @@ class Trace:
                                        if self.spikes else None)
         if counts:
             silent = [k for k, v in counts.items() if v == 0]
-            lines.append(f"  spikes: {sum(counts.values())} in {len(counts)} IF layer(s)"
+            lines.append(f"  spikes: {sum(counts.values())} in {len(counts)} layer(s)"
                          + (f"; silent: {', '.join(silent)}" if silent else ""))
         lines.append("  data: .output, .predictions(), .spikes (record=True), .saturations")
         return "\n".join(lines)

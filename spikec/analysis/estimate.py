@@ -251,7 +251,7 @@ def _assemble(graph, spec, emodel, trace, batch, pops, edges, res, messages, ann
         sops=counts.sops, input_macs=counts.input_macs,
         input_macs_per_step=sum(e.input_macs_per_step for e in edges) / batch,
         input_spikes=pops[graph.input.name].spikes / batch,
-        spikes=sum(r.spikes for r in rows if r.kind == "if") / batch,
+        spikes=sum(r.spikes for r in rows if r.kind in ("if", "sigma_delta")) / batch,
         neuron_updates_active=counts.updates_active, neuron_updates_inactive=counts.updates_inactive,
         messages=counts.messages, energy_parts_j=price(counts, emodel).parts, ann=ann,
         ann_energy_j={m.name: price_ann(ann.macs, ann.acs, m) for m in ann_sets},

@@ -139,7 +139,7 @@ def evaluate(graph, data, steps: int, backend: str = "torch", *, model=None, bat
     bar.close()
     state = world.all_reduce(state)
     wall = time.perf_counter() - t0
-    neurons = {layer.name: int(np.prod(layer.shape)) for layer in graph.if_layers}
+    neurons = {layer.name: int(np.prod(layer.shape)) for layer in graph.neuron_layers}
     return Evaluation(steps=steps, latency=graph.latency, correct=state.correct, total=state.total,
                       ann_correct=state.ann_correct if model is not None else None,
                       saturations=state.saturations, spike_counts=state.spike_counts if count_spikes else {},
@@ -158,9 +158,9 @@ class _Counts:
 
     @classmethod
     def empty(cls, graph, steps: int) -> _Counts:
-        pops = [p.name for p in graph.if_layers] + [graph.readout.name]
+        pops = [p.name for p in graph.neuron_layers] + [graph.readout.name]
         return cls(np.zeros(steps, np.int64), 0, 0, dict.fromkeys(pops, 0),
-                   dict.fromkeys([p.name for p in graph.if_layers], 0))
+                   dict.fromkeys([p.name for p in graph.neuron_layers], 0))
 
     def add(self, other: _Counts) -> None:
         self.correct = self.correct + other.correct

@@ -41,7 +41,7 @@ def plot_sops(est: Estimate, folder) -> Path:
 
 def plot_firing_rates(est: Estimate, folder) -> Path:
     """Bar chart: spikes per neuron per step of each spiking layer."""
-    rows = [r for r in est.layers if r.kind == "if" or (r.kind == "input" and r.spikes)]
+    rows = [r for r in est.layers if r.kind in ("if", "sigma_delta") or (r.kind == "input" and r.spikes)]
     fig = _figure()
     ax = fig.add_subplot()
     ax.bar([r.name for r in rows], [r.firing_rate for r in rows], color="tab:orange")

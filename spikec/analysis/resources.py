@@ -31,7 +31,7 @@ import scipy.sparse as sp
 
 from spikec.analysis.hardware import HardwareSpec
 from spikec.ir import IF, Conv2d, Graph, Readout, SumPool2d
-from spikec.ir.nodes import Edge
+from spikec.ir.nodes import Edge, SigmaDelta
 
 WORD = 64
 BLOCK = 64            # synapses per block (nengo-loihi: n_synapses = 63, +1)
@@ -265,7 +265,7 @@ def _partition(graph, placed, infos, binaries, spec, shared) -> dict[str, _Part]
 def estimate_resources(graph: Graph, matrices: list[sp.csr_matrix], spec: HardwareSpec) -> ResourceEstimate:
     """Cores per layer and in total, for the discrete and the shared-weight synapse estimates."""
     binaries = [binary(m) for m in matrices]
-    placed = [p for p in graph.populations if isinstance(p, (IF, Readout))]
+    placed = [p for p in graph.populations if isinstance(p, (IF, SigmaDelta, Readout))]
     infos: dict[str, list[_EdgeInfo]] = {}
     for pop in placed:
         info = []

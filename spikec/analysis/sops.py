@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from spikec.analysis.resources import binary
 from spikec.errors import InputDataError
 from spikec.ir import IF, Graph, Input, Readout, broadcast_param
+from spikec.ir.nodes import SigmaDelta
 from spikec.trace import Trace
 
 
@@ -40,10 +41,10 @@ class EdgeActivity:
 @dataclass
 class PopActivity:
     name: str
-    kind: str                  # "input", "if", "readout"
+    kind: str                  # "input", "if", "sigma_delta", "readout"
     neurons: int
     start: int                 # hardware step of local step 1
-    spikes: int = 0            # |s| summed (for a current input: 0)
+    spikes: int = 0            # |s| summed (for a current input: 0; sigma-delta: nonzero messages)
     spikes_neg: int = 0
     sops_in: int = 0
     input_macs_in: int = 0
@@ -61,7 +62,7 @@ def fanout(matrix: sp.spmatrix) -> np.ndarray:
 def _check_trace(graph: Graph, trace: Trace, batch: int, total: int) -> None:
     if trace.spikes is None:
         raise InputDataError("estimate needs a trace recorded with record=True (trace.spikes is None)")
-    for layer in graph.if_layers:
+    for layer in graph.neuron_layers:
         arr = trace.spikes.get(layer.name)
         want = (total, batch) + tuple(layer.shape)
         if arr is None or tuple(np.shape(arr)) != want:
@@ -79,25 +80,29 @@ class _Emissions:
         self.spikes = {name: np.asarray(s) for name, s in trace.spikes.items()}
         inp = graph.input
         self.current = inp.encoding == "current"
-        self.input_flat = x.reshape(self.batch, -1) != 0 if self.current else None
+        self.delta = inp.encoding == "delta"     # graded values once, at step 1
+        self.input_flat = x.reshape(self.batch, -1) != 0 if self.current or self.delta else None
 
     def at(self, name: str, t: int) -> np.ndarray | None:
         b = self.batch
         if name == self.graph.input.name:
-            if self.current:
-                return self.input_flat
+            if self.current or self.delta:
+                return self.input_flat if self.current or t == 1 else None
             return self.x[:, t - 1].reshape(b, -1) != 0 if t <= self.x.shape[1] else None
         return self.spikes[name][t - 1].reshape(b, -1) != 0
 
     def events(self, name: str) -> np.ndarray:
         """Per-neuron events over the whole run (flat, int64)."""
         if name == self.graph.input.name:
-            if self.current:
-                return self.input_flat.sum(axis=0).astype(np.int64) * self.total
+            if self.current or self.delta:
+                return self.input_flat.sum(axis=0).astype(np.int64) * (self.total if self.current else 1)
             shown = self.x[:, : self.total]
             return np.abs(shown).reshape(shown.shape[0] * shown.shape[1], -1).sum(axis=0).astype(np.int64)
         s = self.spikes[name]
-        return np.abs(s.reshape(s.shape[0] * s.shape[1], -1).astype(np.int64)).sum(axis=0)
+        flat = s.reshape(s.shape[0] * s.shape[1], -1)
+        if isinstance(self.graph.nodes[name], SigmaDelta):   # a graded message is one event
+            return np.count_nonzero(flat, axis=0).astype(np.int64)
+        return np.abs(flat.astype(np.int64)).sum(axis=0)
 
 
 def count_activity(graph: Graph, x: np.ndarray, trace: Trace,
@@ -110,7 +115,8 @@ def count_activity(graph: Graph, x: np.ndarray, trace: Trace,
     starts = graph.start_steps()
     pops: dict[str, PopActivity] = {}
     for p in graph.populations:
-        kind = "input" if isinstance(p, Input) else "if" if isinstance(p, IF) else "readout"
+        kind = ("input" if isinstance(p, Input) else "if" if isinstance(p, IF)
+                else "sigma_delta" if isinstance(p, SigmaDelta) else "readout")
         act = PopActivity(p.name, kind, int(np.prod(p.shape)), starts[p.name])
         if kind != "readout":
             act.events = emit.events(p.name)
@@ -118,16 +124,16 @@ def count_activity(graph: Graph, x: np.ndarray, trace: Trace,
             s = np.asarray(trace.spikes[p.name])
             act.spikes = int(np.abs(s.astype(np.int64)).sum())
             act.spikes_neg = int(np.count_nonzero(s < 0))
-        elif kind == "input" and not emit.current:
+        elif kind == "sigma_delta" or (kind == "input" and not emit.current and not emit.delta):
             act.spikes = int(act.events.sum())
         pops[p.name] = act
     edges = []
     for e, m in zip(graph.edges, matrices):
         row = EdgeActivity(e.src, e.dst, int(m.nnz))
         fan = fanout(m)
-        if e.src == graph.input.name and emit.current:
+        if e.src == graph.input.name and (emit.current or emit.delta):
             row.input_macs_per_step = int(emit.input_flat.sum(axis=0).astype(np.int64) @ fan)
-            row.input_macs = row.input_macs_per_step * total
+            row.input_macs = row.input_macs_per_step * (total if emit.current else 1)
             pops[e.dst].input_macs_in += row.input_macs
         else:
             row.sops = int(pops[e.src].events @ fan)
@@ -144,6 +150,8 @@ def _bias_flags(pop, k: int, steps: int) -> np.ndarray | bool:
             return False
         return broadcast_param(pop.bias, pop.shape).reshape(-1) != 0
     bias = broadcast_param(pop.bias, pop.shape).reshape(-1)
+    if isinstance(pop, SigmaDelta):     # its bias changes nothing after the first step
+        return bias != 0 if k == 1 else False
     if pop.bias_schedule is not None and k <= len(pop.bias_schedule):
         bias = bias + broadcast_param(pop.bias_schedule[k - 1], pop.shape).reshape(-1)
     return bias != 0
@@ -171,7 +179,7 @@ def _count_updates(graph: Graph, emit: _Emissions, matrices, pops, steps: int) -
                 if src is not None and src.any():
                     flags |= (mat @ src.T.astype(np.int32)).T > 0
             flags |= _bias_flags(p, k, steps)
-            if isinstance(p, IF):
+            if isinstance(p, (IF, SigmaDelta)):
                 flags |= emit.at(p.name, t)
             active_total += int(flags.sum())
         act.updates_active = active_total

@@ -76,7 +76,7 @@ def verify(graph: Graph, inputs, steps: int, backends=("torch", "brian2", "lava"
     names = [b for b in backends if b != baseline]
     if not names:
         raise BackendError("verify needs at least one backend other than the baseline")
-    wanted = [layer.name for layer in graph.if_layers] if layers == "all" else list(layers)
+    wanted = [layer.name for layer in graph.neuron_layers] if layers == "all" else list(layers)
     for name in wanted:
         graph.node(name)
     traces: dict[str, Trace] = {}

@@ -47,7 +47,7 @@ def summary(report: VerifyReport) -> str:
     """Two or three lines within 80 columns: EQUAL, or where the first divergence is (str(report))."""
     layers = len({r.layer for r in report.rows})
     head = (f"{', '.join(report.backends)} vs {report.baseline}: {report.samples} sample(s), T={report.steps}\n"
-            f"  {layers} IF layer(s) and the readout compared at {report.hardware_steps} hardware steps")
+            f"  {layers} layer(s) and the readout compared at {report.hardware_steps} hardware steps")
     if report.equal:
         return f"EQUAL: {head}: bit for bit"
     d = report.first_divergence

@@ -54,7 +54,7 @@ def report(graph: Graph) -> LayerReport:
         if graph.in_edges(name):   # from the graph itself, so hand-built graphs show it too
             ins = graph.in_edges(name)
             row["weight_exp"] = {k: int(e.weight_exp) for k, e in zip(edge_keys(ins), ins)}
-        if name in bounds:
+        if "safe_steps" in bounds.get(name, {}):
             row["safe_steps"] = bounds[name]["safe_steps"]
         rows.append(row)
     return LayerReport(rows, graph)
@@ -99,6 +99,8 @@ def print_report(graph: Graph, console=None, wide: bool = False) -> None:
         table.add_row(*(escape(_fmt(r.get(c), 4 if wide else 3)) for c in cols))
     console.print(table)
     bounds = graph.meta.get("bounds")
-    if bounds:
+    if bounds and "safe_steps" in bounds:
         console.print(f"overflow: {bounds['saturation']}; worst-case safe steps: "
                       f"{bounds['safe_steps'] if bounds['safe_steps'] is not None else 'unbounded'}")
+    elif bounds:
+        console.print(f"saturation: {bounds['saturation']}")

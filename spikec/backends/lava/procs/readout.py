@@ -1,9 +1,10 @@
 """SpikecReadout: the IR's non-spiking readout accumulator as a Lava process (fixed-point model).
 
 At local steps k = skip+1 .. skip+steps (k = t - start + 1) it adds its input current and bias
-(with bias_steps > 0: at the first bias_steps of those steps only) to an int64 accumulator saturated at +-(2^(state_bits-1) - 1), counting saturations
-(`spikec.ir.dynamics.readout_step`, as the reference interpreter). The accumulator
-and the count are written to record files the caller created (see files.py).
+(with bias_steps > 0: at the first bias_steps of those steps only) to an int64 accumulator
+saturated at +-(2^(state_bits-1) - 1), counting saturations (`spikec.ir.dynamics.readout_step`,
+as the reference interpreter). The accumulator and the count are written to record files the
+caller created (see files.py).
 """
 
 from __future__ import annotations
