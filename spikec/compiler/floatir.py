@@ -85,9 +85,16 @@ def channel_vector(gain, channels: int) -> np.ndarray:
     return np.full(channels, float(g)) if g.ndim == 0 else g.reshape(channels)
 
 
+def is_stand_in(w: np.ndarray) -> bool:
+    """Whether `w` is the weight-free zero stand-in of a structure-only walk (every stride 0)."""
+    return w.size > 1 and not any(w.strides)
+
+
 def fold_input_gain(op: Weighted, gain: np.ndarray) -> Weighted:
     """Scale the op's input channels: op(x * gain) with gain per input channel/feature."""
     w = op.weight
+    if is_stand_in(w):   # zero times any gain: still the stand-in, still no memory
+        return op
     if isinstance(op, FloatDense):
         return op.with_weight(w * channel_vector(gain, w.shape[1])[None, :])
     cg = w.shape[1]
@@ -97,10 +104,16 @@ def fold_input_gain(op: Weighted, gain: np.ndarray) -> Weighted:
     return op.with_weight(scaled.reshape(w.shape))
 
 
-def fold_output_gain(op: Weighted, gain: np.ndarray) -> Weighted:
-    """Scale the op's output channels: gain * op(x) with gain per output channel/feature."""
-    g = channel_vector(gain, op.weight.shape[0])
-    return op.with_weight(op.weight * g.reshape((-1,) + (1,) * (op.weight.ndim - 1)))
+def fold_output_gain(op: Weighted, gain: np.ndarray, in_place: bool = False) -> Weighted:
+    """Scale the op's output channels: gain * op(x) with gain per output channel/feature.
+    in_place: scale op.weight itself (the caller owns that array) instead of a new one."""
+    if is_stand_in(op.weight):
+        return op
+    g = channel_vector(gain, op.weight.shape[0]).reshape((-1,) + (1,) * (op.weight.ndim - 1))
+    if in_place:
+        np.multiply(op.weight, g, out=op.weight)
+        return op
+    return op.with_weight(op.weight * g)
 
 
 def gain_through_flatten(gain, shape: Shape) -> np.ndarray:
@@ -124,8 +137,9 @@ def gain_before_flatten(gain, shape: Shape, where: str) -> np.ndarray:
     return blocks[:, 0]
 
 
-def fold_edge_output_gain(ops: tuple, src_shape: Shape, gain, where: str) -> tuple:
-    """Fold a gain on the chain's output into its weighted op (ops after it must be pool/flatten)."""
+def fold_edge_output_gain(ops: tuple, src_shape: Shape, gain, where: str, in_place: bool = False) -> tuple:
+    """Fold a gain on the chain's output into its weighted op (ops after it must be pool/flatten);
+    in_place: into the op's own weight array (which the caller owns)."""
     idx = weighted_index(ops)
     shapes = chain_shapes(ops, src_shape)
     g = np.asarray(gain, dtype=np.float64)
@@ -133,7 +147,7 @@ def fold_edge_output_gain(ops: tuple, src_shape: Shape, gain, where: str) -> tup
         if isinstance(ops[j], Flatten):
             g = gain_before_flatten(g, shapes[j], where)
     new = list(ops)
-    new[idx] = fold_output_gain(ops[idx], g)
+    new[idx] = fold_output_gain(ops[idx], g, in_place)
     return tuple(new)
 
 

@@ -56,7 +56,7 @@ def lower_conv(low, node, args, kwargs, out):
     where = low.where(node)
     if mod.padding_mode != "zeros":
         raise UnsupportedError(f"{where}: padding_mode={mod.padding_mode!r}; only zero padding is supported")
-    w = as_float64(mod.weight)
+    w = low.weights(mod.weight)
     padding = mod.padding
     if isinstance(padding, str):
         if padding == "valid":
@@ -79,7 +79,7 @@ def lower_linear(low, node, args, kwargs, out):
         raise UnsupportedError(f"{low.where(node)}: Linear applied to a tensor of shape {x.shape}; "
                                "flatten to [B, N] first (nn.Flatten / torch.flatten(x, 1))")
     bias = None if mod.bias is None else as_float64(mod.bias)
-    return x.weighted(FloatDense(as_float64(mod.weight)), bias, low.where(node), node.target)
+    return x.weighted(FloatDense(low.weights(mod.weight)), bias, low.where(node), node.target)
 
 
 def lower_batchnorm(low, node, args, kwargs, out):

@@ -61,8 +61,11 @@ POISON = _Poison()
 class Lowerer:
     """Walks the fx graph once; collects float-IR layers and edges."""
 
-    def __init__(self, gm: fx.GraphModule, example: torch.Tensor):
+    def __init__(self, gm: fx.GraphModule, example: torch.Tensor, structure_only: bool = False):
+        """structure_only: a walk for the problems alone (spikec.prepare): weight matrices are
+        read-only zero arrays that take no memory, so the float IR it builds is not the model's."""
         self.gm = gm
+        self.structure_only = structure_only
         self.modules = dict(gm.named_modules())
         self.example = example
         self.batch = int(example.shape[0])
@@ -79,6 +82,12 @@ class Lowerer:
         self.new_cuts: dict[str, set[tuple[int, ...]]] = {}
 
     # helpers used by handlers
+    def weights(self, t: torch.Tensor) -> np.ndarray:
+        """A weight tensor as float64 numpy (a zero-strided stand-in in a structure-only walk)."""
+        if self.structure_only:
+            return np.broadcast_to(np.zeros((), np.float64), tuple(t.shape))
+        return as_float64(t)
+
     def module(self, node: fx.Node) -> nn.Module:
         return self.modules[node.target]
 

@@ -251,7 +251,7 @@ def insert_signed_clips(gm: fx.GraphModule, rw: _Rewriter, example: torch.Tensor
     module paths. The clip replaces the value for all of its users (the residual addition too)."""
     sources: list[fx.Node] = []
     try:
-        problems = Lowerer(gm, example).walk()
+        problems = Lowerer(gm, example, structure_only=True).walk()
     except SpikecError:   # the model cannot be lowered at all: nothing to place; spikec.check says why
         return []
     for node, err in problems:

@@ -33,10 +33,10 @@ def normalize(fir: FloatGraph) -> FloatGraph:
     edges = []
     for e in fir.edges:
         src, dst = layers[e.src], layers[e.dst]
-        ops = fold_edge_input_gain(e.ops, src.shape, emitted_unit(src))
-        if dst.kind == "if":
+        ops = fold_edge_input_gain(e.ops, src.shape, emitted_unit(src))   # a new weight array
+        if dst.kind == "if":   # scaled in place: one new array per edge, not two (large dense layers)
             ops = fold_edge_output_gain(ops, src.shape, 1.0 / np.asarray(dst.theta, np.float64),
-                                        f"edge {e.src}->{e.dst}")
+                                        f"edge {e.src}->{e.dst}", in_place=True)
         assert chain_shapes(ops, src.shape)[-1] == tuple(dst.shape)
         edges.append(replace(e, ops=ops))
     new = {}
