@@ -186,7 +186,7 @@ def check(model, example_input) -> list[Problem]:
 
     example = as_input_tensor(example_input)
     try:
-        gm = trace(model, example)
+        gm = trace(model, example, share_weights=True)
     except UnsupportedError as err:
         op = "torch.fx trace" if "torch.fx" in str(err) else "output"
         hint = ("make forward() free of data-dependent control flow (if/for on tensor values), or wrap "

@@ -93,7 +93,7 @@ def is_stand_in(w: np.ndarray) -> bool:
 def fold_input_gain(op: Weighted, gain: np.ndarray) -> Weighted:
     """Scale the op's input channels: op(x * gain) with gain per input channel/feature."""
     w = op.weight
-    if is_stand_in(w):   # zero times any gain: still the stand-in, still no memory
+    if is_stand_in(w) or np.all(np.asarray(gain) == 1):   # nothing to scale: no copy (large dense layers)
         return op
     if isinstance(op, FloatDense):
         return op.with_weight(w * channel_vector(gain, w.shape[1])[None, :])
@@ -107,7 +107,7 @@ def fold_input_gain(op: Weighted, gain: np.ndarray) -> Weighted:
 def fold_output_gain(op: Weighted, gain: np.ndarray, in_place: bool = False) -> Weighted:
     """Scale the op's output channels: gain * op(x) with gain per output channel/feature.
     in_place: scale op.weight itself (the caller owns that array) instead of a new one."""
-    if is_stand_in(op.weight):
+    if is_stand_in(op.weight) or np.all(np.asarray(gain) == 1):
         return op
     g = channel_vector(gain, op.weight.shape[0]).reshape((-1,) + (1,) * (op.weight.ndim - 1))
     if in_place:

@@ -58,15 +58,19 @@ def check_finite(model: nn.Module) -> None:
                                   f"{arr.size}); a model with non-finite weights cannot be converted")
 
 
-def trace(model: nn.Module, example: torch.Tensor) -> fx.GraphModule:
+def trace(model: nn.Module, example: torch.Tensor, share_weights: bool = False) -> fx.GraphModule:
     """An eval-mode copy of `model`, checked against `example` and traced with torch.fx.
 
-    The user's model is not modified. Raises ConversionError if the model rejects the example
-    input (with the model's own message), UnsupportedError if torch.fx cannot trace it.
+    The user's model is not modified. share_weights: the copy's modules use the model's own
+    parameter and buffer tensors (no second copy of the weights) - for callers that only read them
+    (compile and check; BatchNorm folding makes new tensors); `prepare` returns a model to
+    fine-tune and copies them. Raises ConversionError if the model rejects the example input (with
+    the model's own message), UnsupportedError if torch.fx cannot trace it.
     """
     if not isinstance(model, nn.Module):
         raise ConversionError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    model = copy.deepcopy(model).eval()
+    memo = {id(t): t for t in (*model.parameters(), *model.buffers())} if share_weights else {}
+    model = copy.deepcopy(model, memo).eval()
     check_finite(model)
     try:
         with torch.no_grad():

@@ -62,7 +62,7 @@ def pipeline(model, example_input, policy: Policy, target: Target, calibration, 
     example = as_input_tensor(example_input)
     calib = _calibration_tensor(calibration, example)
     bits = opts.input_bits or target.input_bits
-    gm = trace(model, example)                                     # eval copy, example checked, fx graph
+    gm = trace(model, example, share_weights=True)                 # eval copy, example checked, fx graph
     gm = fold_batchnorm(gm)                                        # BN after conv/linear: exact weights
     fir = lower(gm, example)                                       # table lowering: activations -> IF layers
     check_memory(fir, _calibration_samples(fir, calib, policy))    # refuse early what cannot fit

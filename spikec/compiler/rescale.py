@@ -17,7 +17,12 @@ from spikec.compiler.floatir import (
     chain_shapes,
     fold_edge_input_gain,
     fold_edge_output_gain,
+    weighted_index,
 )
+
+
+def weighted_op(ops: tuple):
+    return ops[weighted_index(ops)]
 
 
 def emitted_unit(layer) -> np.ndarray:
@@ -33,10 +38,11 @@ def normalize(fir: FloatGraph) -> FloatGraph:
     edges = []
     for e in fir.edges:
         src, dst = layers[e.src], layers[e.dst]
-        ops = fold_edge_input_gain(e.ops, src.shape, emitted_unit(src))   # a new weight array
-        if dst.kind == "if":   # scaled in place: one new array per edge, not two (large dense layers)
+        ops = fold_edge_input_gain(e.ops, src.shape, emitted_unit(src))
+        if dst.kind == "if":   # one new weight array per edge, not two: scale in place what is already new
+            fresh = weighted_op(ops).weight is not weighted_op(e.ops).weight
             ops = fold_edge_output_gain(ops, src.shape, 1.0 / np.asarray(dst.theta, np.float64),
-                                        f"edge {e.src}->{e.dst}", in_place=True)
+                                        f"edge {e.src}->{e.dst}", in_place=fresh)
         assert chain_shapes(ops, src.shape)[-1] == tuple(dst.shape)
         edges.append(replace(e, ops=ops))
     new = {}
