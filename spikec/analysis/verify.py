@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from spikec.backends import run
-from spikec.errors import BackendError
+from spikec.errors import BackendError, UnsupportedError
 from spikec.ir.graph import Graph
 from spikec.trace import Trace
 
@@ -50,6 +50,7 @@ class VerifyReport:
     readout: list[dict]
     first_divergence: Divergence | None
     mismatch_map: dict[str, dict[str, list[int]]]  # backend -> layer -> mismatches per step
+    skipped: dict[str, str] = field(default_factory=dict)   # backend -> why it cannot run this graph
 
     @property
     def equal(self) -> bool:
@@ -80,10 +81,19 @@ def verify(graph: Graph, inputs, steps: int, backends=("torch", "brian2", "lava"
     for name in wanted:
         graph.node(name)
     traces: dict[str, Trace] = {}
+    skipped: dict[str, str] = {}
     for name in [baseline] + names:
-        traces[name] = run(graph, inputs, steps, backend=name, record=True)
+        try:
+            traces[name] = run(graph, inputs, steps, backend=name, record=True)
+        except UnsupportedError as err:
+            if name == baseline or not graph.graded_features():
+                raise
+            skipped[name] = str(err).split(";")[0]   # e.g. Brian2 runs integrate-and-fire graphs only
         if progress:
             progress(name)
+    names = [name for name in names if name not in skipped]
+    if not names:
+        raise BackendError("no backend to compare: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     base = traces[baseline]
     rows, readout, divergences, maps = [], [], [], {}
     for name in names:
@@ -112,7 +122,7 @@ def verify(graph: Graph, inputs, steps: int, backends=("torch", "brian2", "lava"
         first = min(divergences, key=lambda d: (d.step, order[d.layer]))
         first.membrane = _membranes(graph, inputs, steps, first, [baseline, first.backend])
     return VerifyReport(baseline, names, steps, base.hardware_steps, int(np.asarray(base.output).shape[0]),
-                        rows, readout, first, maps)
+                        rows, readout, first, maps, skipped)
 
 
 def _membranes(graph, inputs, steps, d: Divergence, backends) -> dict[str, int | None]:

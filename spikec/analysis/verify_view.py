@@ -30,6 +30,8 @@ def print_verify(report: VerifyReport, console: Console | None = None) -> None:
         table.add_row(r["backend"], "readout", "", "", f"[{style}]{r['mismatches']}[/]",
                       "-" if r["first_sample"] is None else f"sample {r['first_sample']}")
     console.print(table)
+    for name, why in report.skipped.items():
+        console.print(f"skipped {escape(name)}: {escape(why)}")
     if report.equal:
         console.print(f"[bold green]EQUAL[/]: {', '.join(report.backends)} match {report.baseline} "
                       "bit for bit in every layer at every step.")
@@ -48,13 +50,14 @@ def summary(report: VerifyReport) -> str:
     layers = len({r.layer for r in report.rows})
     head = (f"{', '.join(report.backends)} vs {report.baseline}: {report.samples} sample(s), T={report.steps}\n"
             f"  {layers} layer(s) and the readout compared at {report.hardware_steps} hardware steps")
+    skipped = "".join(f"\n  skipped {k}: {v}" for k, v in report.skipped.items())
     if report.equal:
-        return f"EQUAL: {head}: bit for bit"
+        return f"EQUAL: {head}: bit for bit{skipped}"
     d = report.first_divergence
     where = ("spike trains agree but the readout differs" if d is None else
              f"first divergence: {d.backend}, layer {d.layer}, sample {d.sample}, neuron {tuple(d.neuron)}, "
              f"hardware step {d.step}, spikes {d.values}")
-    return f"MISMATCH: {head}\n  {where}\n  per layer: spikec.analysis.verify_view.print_verify(report)"
+    return f"MISMATCH: {head}\n  {where}\n  per layer: spikec.analysis.verify_view.print_verify(report){skipped}"
 
 
 def plot_equivalence(report: VerifyReport, path) -> Path:

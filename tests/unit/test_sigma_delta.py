@@ -120,3 +120,11 @@ def test_spiking_only_backends_refuse_graded_graphs(tmp_path):
         with pytest.raises(UnsupportedError, match="SigmaDelta layer h"):
             spikec.export(graph, tmp_path / f"g.{fmt}", format=fmt)
     assert not list(tmp_path.iterdir())
+
+
+def test_verify_skips_backends_that_run_spikes_only():
+    graph = _chain()
+    report = spikec.verify(graph, np.array([[3, -2, 5]]), 3, backends=("torch", "brian2"))
+    assert report.equal and report.backends == ["torch"]
+    assert "integrate-and-fire graphs only" in report.skipped["brian2"]
+    assert "skipped brian2" in str(report)
