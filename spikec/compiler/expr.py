@@ -163,10 +163,14 @@ class Expr:
         return Expr((Term(name, tuple(shape)),), tuple(shape))
 
     # ------------------------------------------------------------------ linear maps
-    def weighted(self, op, bias, where: str, origin: str) -> Expr:
+    def weighted(self, op, bias, where: str, origin: str, owned: bool = False) -> Expr:
         """Apply a conv/dense op (float weights) and add its bias (per output channel or None).
 
-        where: the op's description for messages; origin: its module path (names the readout)."""
+        where: the op's description for messages; origin: its module path (names the readout).
+        owned: op's weight array is the caller's own new copy, so a single term may scale it in
+        place (a large dense layer is then not held twice)."""
+        new_bias = None if self.bias is None else _apply_to_bias(op, self.bias)
+        in_place = owned and len(self.terms) == 1
         terms = []
         for t in self.terms:
             if t.weighted:
@@ -175,10 +179,9 @@ class Expr:
                     "them; spikec needs an activation (ReLU or clip) between two linear layers "
                     "(merge them into one, or insert an activation)")
             own, place = (op, None) if t.place is None else _read_placed(op, t.place, where)
-            terms.append(Term(t.src, t.src_shape, t.ops + (fold_input_gain(own, t.gain),), np.float64(1.0),
-                              origin, place))
+            folded = fold_input_gain(own, t.gain, in_place=in_place and own is op)
+            terms.append(Term(t.src, t.src_shape, t.ops + (folded,), np.float64(1.0), origin, place))
         out_shape = tuple(op.output_shape(self.shape))
-        new_bias = None if self.bias is None else _apply_to_bias(op, self.bias)
         if bias is not None:
             b = np.asarray(bias, np.float64).reshape((-1,) + (1,) * (len(out_shape) - 1))
             new_bias = np.broadcast_to(b, out_shape) + (0 if new_bias is None else new_bias)

@@ -90,18 +90,22 @@ def is_stand_in(w: np.ndarray) -> bool:
     return w.size > 1 and not any(w.strides)
 
 
-def fold_input_gain(op: Weighted, gain: np.ndarray) -> Weighted:
-    """Scale the op's input channels: op(x * gain) with gain per input channel/feature."""
+def fold_input_gain(op: Weighted, gain: np.ndarray, in_place: bool = False) -> Weighted:
+    """Scale the op's input channels: op(x * gain) with gain per input channel/feature.
+    in_place: scale op.weight itself (the caller owns that array) instead of a new one."""
     w = op.weight
     if is_stand_in(w) or np.all(np.asarray(gain) == 1):   # nothing to scale: no copy (large dense layers)
         return op
     if isinstance(op, FloatDense):
-        return op.with_weight(w * channel_vector(gain, w.shape[1])[None, :])
-    cg = w.shape[1]
-    g = channel_vector(gain, cg * op.groups).reshape(op.groups, 1, cg)
-    og = w.shape[0] // op.groups
-    scaled = w.reshape(op.groups, og, cg, *w.shape[2:]) * g[..., None, None]
-    return op.with_weight(scaled.reshape(w.shape))
+        g = channel_vector(gain, w.shape[1])[None, :]
+    else:
+        cg = w.shape[1]
+        g = channel_vector(gain, cg * op.groups).reshape(op.groups, 1, cg, 1, 1)
+        w = w.reshape(op.groups, w.shape[0] // op.groups, cg, *w.shape[2:])   # a view: w is contiguous
+    if in_place:
+        np.multiply(w, g, out=w)
+        return op
+    return op.with_weight((w * g).reshape(op.weight.shape))
 
 
 def fold_output_gain(op: Weighted, gain: np.ndarray, in_place: bool = False) -> Weighted:

@@ -34,7 +34,8 @@ class Const:
 
 
 def as_float64(t: torch.Tensor) -> np.ndarray:
-    return t.detach().to(torch.float64).cpu().numpy()
+    """A new float64 numpy copy of `t` (never a view of the model's own tensor)."""
+    return t.detach().to("cpu", torch.float64, copy=True).numpy()
 
 
 def _pair(v) -> tuple[int, int]:
@@ -69,7 +70,7 @@ def lower_conv(low, node, args, kwargs, out):
             padding = tuple(t // 2 for t in total)
     op = FloatConv(w, _pair(mod.stride), _pair(padding), _pair(mod.dilation), int(mod.groups))
     bias = None if mod.bias is None else as_float64(mod.bias)
-    return x.weighted(op, bias, low.where(node), node.target)
+    return x.weighted(op, bias, low.where(node), node.target, owned=not low.structure_only)
 
 
 def lower_linear(low, node, args, kwargs, out):
@@ -79,7 +80,8 @@ def lower_linear(low, node, args, kwargs, out):
         raise UnsupportedError(f"{low.where(node)}: Linear applied to a tensor of shape {x.shape}; "
                                "flatten to [B, N] first (nn.Flatten / torch.flatten(x, 1))")
     bias = None if mod.bias is None else as_float64(mod.bias)
-    return x.weighted(FloatDense(low.weights(mod.weight)), bias, low.where(node), node.target)
+    return x.weighted(FloatDense(low.weights(mod.weight)), bias, low.where(node), node.target,
+                      owned=not low.structure_only)
 
 
 def lower_batchnorm(low, node, args, kwargs, out):
