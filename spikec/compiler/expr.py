@@ -524,5 +524,5 @@ def _apply_to_bias(op, bias: np.ndarray) -> np.ndarray:
         return op.weight @ bias
     assert isinstance(op, FloatConv)
     x = torch.from_numpy(np.ascontiguousarray(bias, np.float64))[None]
-    w = torch.from_numpy(op.weight)
+    w = torch.from_numpy(np.array(op.weight))   # a writable copy (the weight may be read-only)
     return F.conv2d(x, w, None, op.stride, op.padding, op.dilation, op.groups)[0].numpy()

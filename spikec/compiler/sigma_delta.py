@@ -116,7 +116,7 @@ def to_sigma_delta(graph: Graph, target, levels: int | None = None, clip: bool =
 def _negated(ops: tuple) -> tuple:
     """The op chain with its (first) weighted op's weights negated: minus the same current."""
     i = next(i for i, op in enumerate(ops) if isinstance(op, (Dense, Conv2d)))
-    return ops[:i] + (replace(ops[i], weight=-ops[i].weight),) + ops[i + 1:]
+    return ops[:i] + (replace(ops[i], weight=-ops[i].weight.astype(np.int64)),) + ops[i + 1:]
 
 
 def _edge(edge: Edge, extra: int) -> Edge:

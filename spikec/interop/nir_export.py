@@ -47,6 +47,7 @@ from spikec.interop.nir_common import (
 )
 from spikec.ir.graph import Graph, broadcast_param
 from spikec.ir.nodes import IF, Conv2d, Dense, Flatten, Input, Readout, SumPool2d
+from spikec.ir.overflow import max_abs
 
 STOCK = "compile with target='loihi-stock'"
 _WEIGHTED = (Dense, Conv2d, SumPool2d)
@@ -119,7 +120,7 @@ def nir_problems(graph: Graph) -> list[str]:
                 problems.append(f"edge {e.name}: a {kernel[0]}x{kernel[1]} {type(op).__name__} window: nir 1.0.8 "
                                 "sizes a Conv2d's output from the kernel height alone, and a kernel whose sides "
                                 "differ by an odd number cannot be made square exactly")
-            if isinstance(op, (Dense, Conv2d)) and np.abs(op.weight).max(initial=0) * 2**e.weight_exp >= FLOAT_EXACT:
+            if isinstance(op, (Dense, Conv2d)) and max_abs(op.weight) * 2**e.weight_exp >= FLOAT_EXACT:
                 problems.append(f"edge {e.name}: weights * 2^weight_exp beyond 2^24 (not exact in float32)")
     return problems
 

@@ -182,7 +182,7 @@ def conv_layer(edge: Edge, src_shape) -> Conv2d:
     """The edge's op chain (times 2^weight_exp) as one Conv2d: Conv2d, SumPool2d (depthwise ones)
     or SumPool2d + Conv2d."""
     conv = _chain_conv(edge.ops, src_shape)
-    return replace(conv, weight=conv.weight * 2 ** edge.weight_exp) if edge.weight_exp else conv
+    return replace(conv, weight=conv.weight.astype(np.int64) << edge.weight_exp) if edge.weight_exp else conv
 
 
 def _chain_conv(ops, src_shape) -> Conv2d:
