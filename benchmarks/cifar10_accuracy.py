@@ -237,6 +237,16 @@ def plot(results: dict, path: Path) -> None:
                       dashed={label for label in curves if label.startswith("VGG")})
 
 
+def test_and_calibration(data: Path, images: int):
+    """(x, y) of a balanced test subset of `images` (all 10,000 when images >= 10000) and 1,000
+    training images for calibration."""
+    x, y = datasets.cifar10(data, "test")
+    if images < len(y):
+        keep = datasets.balanced_subset(y, images // 10)
+        x, y = x[keep], y[keep]
+    return x, y, datasets.cifar10(data, "train")[0][:1000]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -252,11 +262,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if not args.replot:
-        x, y = datasets.cifar10(args.data, "test")
-        if args.images < len(y):
-            keep = datasets.balanced_subset(y, args.images // 10)
-            x, y = x[keep], y[keep]
-        x_calib = datasets.cifar10(args.data, "train")[0][:1000]
+        x, y, x_calib = test_and_calibration(args.data, args.images)
         rows = [r for r in ROWS if not args.rows or r[0] in args.rows]
         previous = json.loads(args.results.read_text()) if args.results.exists() else {"rows": []}
         keep_rows = [r for r in previous["rows"] if previous.get("images") == len(y) and r["label"] not in

@@ -32,8 +32,8 @@ import time
 from pathlib import Path
 
 import torch
+from cifar10_accuracy import DEFAULT_DATA, test_and_calibration
 
-from spikec import datasets
 from spikec.analysis.evaluate import evaluate
 from spikec.analysis.plots import accuracy_vs_steps
 from spikec.compiler.api import compile_model
@@ -41,7 +41,6 @@ from spikec.ir import IF, Graph
 from spikec.models import pretrained
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 MARKS = (1, 2, 4, 8, 16, 32)
 MODELS = {"ResNet-20": "cifar10_resnet20_qcfs", "VGG": "cifar10_vgg_small_qcfs"}
 # mapping -> (target, how the neuron is built, Lava stock process, netx); compile options apart
@@ -140,11 +139,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if not args.replot:
-        x, y = datasets.cifar10(args.data, "test")
-        if args.images < len(y):
-            keep = datasets.balanced_subset(y, args.images // 10)
-            x, y = x[keep], y[keep]
-        x_calib = datasets.cifar10(args.data, "train")[0][:1000]
+        x, y, x_calib = test_and_calibration(args.data, args.images)
         previous = json.loads(args.results.read_text()) if args.results.exists() else {"rows": []}
         todo = {(a, m) for a in args.models for m in args.mappings}
         rows = [r for r in previous["rows"] if previous.get("images") == len(y)
