@@ -152,3 +152,15 @@ def pid_alive(pid: int) -> bool:
         return True
     info = process_stat(pid)
     return info is None or info[1] != "Z"
+
+
+def available_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (None where the system does not say)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None

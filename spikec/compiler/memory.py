@@ -13,20 +13,9 @@ import numpy as np
 
 from spikec.compiler.floatir import FloatGraph
 from spikec.errors import ResourceError
+from spikec.fileio import available_bytes
 
 GB = 1 << 30
-
-
-def available_bytes() -> int | None:
-    """MemAvailable from /proc/meminfo (None where the system does not say)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
 
 
 def float_ir_bytes(fir: FloatGraph) -> int:

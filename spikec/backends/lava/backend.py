@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from spikec.backends import procguard
 from spikec.backends.lava import compat as lava_compat
-from spikec.backends.lava.plan import LavaPlan, build_plan
+from spikec.backends.lava.plan import LavaPlan, build_plan, check_plan_memory
 from spikec.errors import BackendError
 from spikec.ir.graph import Graph
 from spikec.trace import Trace
@@ -241,6 +241,7 @@ def run(graph: Graph, inputs, steps: int, record: bool = False, record_v: bool =
 def _run_chunk(graph: Graph, x: np.ndarray, steps: int, record: bool, record_v: bool,
                neurons: str, timings: dict | None) -> Trace:
     clock = _Clock(timings)
+    check_plan_memory(graph, x.shape[0])
     plan = build_plan(graph, x, steps, record=record, record_v=record_v, neurons=neurons)
     batch, hw = x.shape[0], plan.hardware_steps
     with procguard.owned_folder(TEMP_PREFIX) as folder:

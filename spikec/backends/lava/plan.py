@@ -34,11 +34,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from spikec.errors import UnsupportedError
+from spikec.errors import ResourceError, UnsupportedError
+from spikec.fileio import available_bytes
 from spikec.ir.connectivity import chain_matrix, edge_matrix
 from spikec.ir.graded import sigma_delta_bounds
 from spikec.ir.graph import Graph, broadcast_param
-from spikec.ir.nodes import IF, Input, Readout, SigmaDelta
+from spikec.ir.nodes import IF, Conv2d, Dense, Input, Readout, SigmaDelta, SumPool2d
 
 LIF_STATE_LIMIT = 2**17 - 1      # stock LIF: v saturates at +-(2^23-1) raw = 2^17 weight units
 LIF_VTH_MAX = 2**17 - 1          # 17-bit threshold mantissa
@@ -91,6 +92,35 @@ class LavaPlan:
 
     def proc(self, name: str) -> ProcSpec:
         return next(p for p in self.procs if p.name == name)
+
+
+BYTES_PER_SYNAPSE = 48   # CSR int64 data + int32 index, the 2w copy, delays, Lava's own copy in its process
+
+
+def synapse_bound(ops, src_shape) -> int:
+    """An upper bound on an op chain's synapses for one sample: targets times the product of the
+    ops' fan-ins (a padded conv's border positions count as if inside)."""
+    shape, fan = tuple(src_shape), 1
+    for op in ops:
+        fan *= {Conv2d: lambda o: int(np.prod(o.weight.shape[1:])), Dense: lambda o: o.weight.shape[1],
+                SumPool2d: lambda o: o.kernel[0] * o.kernel[1]}.get(type(op), lambda o: 1)(op)
+        shape = op.output_shape(shape)
+    return int(np.prod(shape)) * fan
+
+
+def check_plan_memory(graph: Graph, batch: int, available: int | None = None) -> int:
+    """Raise ResourceError when the Lava network for `batch` samples would not fit in memory (Lava's
+    Sparse processes hold every synapse, block-diagonal over the batch); return the estimate (bytes)."""
+    need = BYTES_PER_SYNAPSE * batch * sum(synapse_bound(e.ops, graph.nodes[e.src].shape) for e in graph.edges)
+    free = available_bytes() if available is None else available
+    if free is not None and need > free:
+        per_sample = need // batch
+        raise ResourceError(
+            f"a Lava network of {batch} sample(s) needs about {need / 2**30:.1f} GB ({per_sample / 2**30:.2f} GB "
+            f"per sample: every synapse is an entry of a Sparse process), but {free / 2**30:.1f} GB is available; "
+            f"use a smaller batch_size (at most {max(free // max(per_sample, 1), 0)}), or the torch backend, "
+            "which is bit-exact with Lava's fixed-point models")
+    return need
 
 
 def _ident(name: str) -> str:
