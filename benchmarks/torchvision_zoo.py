@@ -22,7 +22,7 @@ import torch
 FAMILIES = ["resnet18", "resnet50", "wide_resnet50_2", "resnext50_32x4d", "vgg11_bn", "densenet121", "googlenet",
             "squeezenet1_0", "alexnet", "shufflenet_v2_x0_5", "regnet_x_400mf", "mobilenet_v2",
             "mobilenet_v3_small", "mnasnet0_5", "efficientnet_b0", "convnext_tiny", "vit_b_16"]
-SIZES = {"alexnet": 64, "vit_b_16": 224, "googlenet": 64, "inception_v3": 299}
+SIZES = {"alexnet": 224, "vgg11_bn": 224, "vit_b_16": 224, "googlenet": 64, "inception_v3": 299}
 STEPS = 2
 
 

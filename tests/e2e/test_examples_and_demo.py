@@ -19,7 +19,9 @@ def run_script(args, tmp_path):
 @pytest.mark.slow
 def test_export_example(tmp_path):
     out = run_script([ROOT / "examples/export_to_loihi.py", "--quick", "--out", tmp_path], tmp_path)
-    (script,) = tmp_path.glob("*_lava.py")     # cifar10_vgg_lava.py (digits_lava.py without the VGG)
+    scripts = sorted(p.name for p in tmp_path.glob("*_lava.py"))   # the stock LIF and the sigma-delta graph
+    assert len(scripts) == 2 and any(name.endswith("_sdnn_lava.py") for name in scripts)
+    assert "stock SigmaDelta (loihi-sdnn) at T=1" in out
     nets = list(tmp_path.glob("*.net"))
     if nets:      # netx could express the graph exactly: checked against PyTorch through Intel's loader
         assert "netx == PyTorch" in out and nets[0].stat().st_size > 0
