@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MARKS = (1, 2, 4, 8, 16, 32)
 MODELS = {"ResNet-20": "cifar10_resnet20_qcfs", "VGG": "cifar10_vgg_small_qcfs"}
 # mapping -> (target, how the neuron is built, Lava stock process, netx); compile options apart
-OPTIONS = {"sigma-delta-relu": {"sd_clip": False}}
+OPTIONS = {"sigma-delta-relu": {"sd_clip": "none"}}
 MAPPINGS = {
     "subtract": ("loihi", "spikec IF process (subtract reset, v_init theta/2)", "no (SpikecIF)", "no"),
     "stock-zero": ("loihi-stock", "CUBA LIF du=4095 dv=0: zero reset, v_init 0", "yes (LIF)", "yes (CUBA)"),

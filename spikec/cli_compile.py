@@ -99,8 +99,9 @@ def _method_options(srp_tau, ftbc, ftbc_alpha, ftbc_batches, ftbc_batch_size, ka
               "[default: net]")
 @click.option("--sd-levels", type=click.IntRange(1), help="with --target loihi-sdnn: message levels per threshold "
               "(a power of two) [default: the QCFS L]")
-@click.option("--sd-clip/--no-sd-clip", default=True, show_default=True,
-              help="with --target loihi-sdnn: clip each layer at L levels (a twin layer) as IF neurons do")
+@click.option("--sd-clip", type=click.Choice(["output", "input", "none"]), default="output", show_default=True,
+              help="with --target loihi-sdnn: how each layer is clipped at L levels as IF neurons are (a twin "
+              "layer fed by the layer's output or its inputs), or not")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="graph file to write (.h5)")
 @click.option("--wide", is_flag=True, help="show every column of the report")
 @click.option("--json", "as_json", is_flag=True, help="print the report (and warnings) as JSON")

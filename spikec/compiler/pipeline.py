@@ -47,7 +47,7 @@ class Options:
     scale_per_channel: bool = False   # one integer scale (theta) per output channel, not per layer
     calibration_batch_size: int = 64
     sd_levels: int | None = None      # sigma-delta targets: message levels per threshold (None: the QCFS L)
-    sd_clip: bool = True              # sigma-delta targets: clip each layer at L levels (a twin layer)
+    sd_clip: str = "output"           # sigma-delta targets: clip twins fed by "output", "input" or "none"
 
 
 @dataclass(frozen=True)

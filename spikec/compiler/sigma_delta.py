@@ -17,12 +17,18 @@ by the messages (m = L r); the input's edges take it as a weight exponent log2 L
 L times its bias once (Readout.bias_steps = 1): the logits are L times those of the IF graph.
 
 The upper clip. An IF layer emits at most one spike per step, so its rate saturates at 1 (the
-clip of QCFS at L levels); a SigmaDelta layer has only a ReLU. With clip=True (the default) each
-layer gets a twin `<name>.sat` on the same inputs with its bias lowered by L levels, whose
-messages its targets subtract (a second edge with negated weights): for the integer level a,
-max(a, 0) - max(a - L, 0) = min(max(a, 0), L), exactly the clipped level. The twin doubles
-neurons and synapses but is silent unless its layer saturates. clip=False leaves the ReLU
-unbounded (cheaper; fine for shallow nets, measured in docs/lava.md).
+clip of QCFS at L levels); a SigmaDelta layer has only a ReLU. Each layer gets a twin
+`<name>.sat` that sends max(a - L, 0) for the layer's level a, and the layer's targets subtract it
+(a second edge with negated weights): max(a, 0) - max(a - L, 0) = min(max(a, 0), L), exactly the
+clipped level. Two ways to feed the twin (`clip`):
+  "output" (default): the twin sums what its layer sent (one synapse per neuron) with bias -L and no
+      shift: max(max(a, 0) - L, 0) = max(a - L, 0). Twice the neurons and synapses of no clip; the
+      twin answers one step later, so retiming delays the layer's own edges by one: one more
+      hardware step of latency per layer.
+  "input": the twin takes the layer's inputs, bias lowered by L levels. No extra latency, but the
+      synapses between two clipped layers exist four times (docs/lava.md compares the cores).
+  "none": no twin, an unbounded ReLU (measured in docs/lava.md: far less accurate).
+On a delta-encoded input both twins send the same values, so the accuracy is the same.
 
 Remaining differences from the quantized ANN: the edges' floors (below 2^-s of a level each). Layer
 features that need IF dynamics (signed spikes, bias schedules, SRP) are refused with one
@@ -37,6 +43,7 @@ from dataclasses import replace
 import numpy as np
 
 from spikec.errors import OverflowRiskError, UnsupportedError
+from spikec.compiler.retime import retime
 from spikec.ir.graded import sigma_delta_bounds
 from spikec.ir.graph import MAX_WEIGHT_EXP, MIN_WEIGHT_EXP, Graph
 from spikec.ir.nodes import Conv2d, Dense, Edge, Input, Readout, SigmaDelta
@@ -64,15 +71,20 @@ def levels_of(graph: Graph, levels: int | None) -> int:
 SATURATION_TWIN = ".sat"
 
 
-def to_sigma_delta(graph: Graph, target, levels: int | None = None, clip: bool = True) -> Graph:
-    """Return `graph` with every IF layer as a SigmaDelta layer (and, with `clip`, its saturation
-    twin); a no-op unless the target's neurons are "sigma-delta"."""
+CLIPS = ("output", "input", "none")
+
+
+def to_sigma_delta(graph: Graph, target, levels: int | None = None, clip: str = "output") -> Graph:
+    """Return `graph` with every IF layer as a SigmaDelta layer (and, unless clip is "none", its
+    saturation twin); a no-op unless the target's neurons are "sigma-delta"."""
     if getattr(target, "neurons", "spikec") != "sigma-delta":
         return graph
+    if clip not in CLIPS:
+        raise UnsupportedError(f"sd_clip must be one of {CLIPS}, got {clip!r}")
     L = levels_of(graph, levels)
     _refuse_if_features(graph, target)
     log_l = L.bit_length() - 1
-    pops, edges, rows, twins = [], [], {}, {}
+    pops, edges, rows, twins, feeds = [], [], {}, {}, []
     for pop in graph.populations:
         if isinstance(pop, Input):
             pops.append(Input(pop.name, pop.shape, "delta", pop.value_bits, pop.scale))
@@ -95,11 +107,15 @@ def to_sigma_delta(graph: Graph, target, levels: int | None = None, clip: bool =
         new_ins = [_edge(e, (log_l if isinstance(graph.nodes[e.src], Input) else 0) - floor) for e in ins]
         edges += new_ins
         rows[pop.name] = {"type": "SigmaDelta", "shift": shift, "edge_shift": floor, "levels": L}
-        if clip:
-            twin = pop.name + SATURATION_TWIN
+        twin = pop.name + SATURATION_TWIN
+        if clip == "input":
             pops.append(SigmaDelta(twin, pop.shape, bias=bias - (L << shift), shift=shift, vth=0,
                                    state_bits=pop.state_bits))
             edges += [replace(e, dst=twin) for e in new_ins]
+        elif clip == "output":
+            pops.append(SigmaDelta(twin, pop.shape, bias=np.array(-L), shift=0, vth=0, state_bits=pop.state_bits))
+            feeds.append(Edge(pop.name, twin, (_identity(pop.shape),)))
+        if clip != "none":
             twins[pop.name] = twin
     meta = dict(graph.meta)
     meta.update(neurons="sigma-delta", levels=L)
@@ -108,9 +124,19 @@ def to_sigma_delta(graph: Graph, target, levels: int | None = None, clip: bool =
         meta["layers"] = [{**row, **rows[row["name"]]} if row.get("name") in rows else row
                           for row in meta["layers"]]
     edges += [replace(e, src=twins[e.src], ops=_negated(e.ops)) for e in edges if e.src in twins]
-    out = Graph(tuple(pops), tuple(edges), meta)
+    out = Graph(tuple(pops), tuple(edges + feeds), meta)
+    if feeds:   # the twins answer a step after their layers: balance every path again
+        out = retime(out, target.max_delay)
+        meta = dict(out.meta)
     meta["bounds"] = _range_record(out)
     return Graph(out.populations, out.edges, meta).validate()
+
+
+def _identity(shape) -> Conv2d | Dense:
+    """A synapse op that passes each neuron's value to the same neuron of a same-shaped layer."""
+    if len(shape) == 3:
+        return Conv2d(np.ones((shape[0], 1, 1, 1), np.int64), groups=shape[0])
+    return Dense(np.eye(shape[0], dtype=np.int64))
 
 
 def _negated(ops: tuple) -> tuple:

@@ -108,8 +108,8 @@ def make_plain():
      {"ftbc": {"alpha": 0.3, "batches": 1, "batch_size": 4}, "steps": 4}),
     (["--input-range", "0,2", "--input-bits", "6", "--target", "int32", "--saturate"],
      {"input_bits": 6, "target": "int32", "saturate": True}),
-    (["--target", "loihi-sdnn", "--sd-levels", "8", "--no-sd-clip"],
-     {"target": "loihi-sdnn", "sd_levels": 8, "sd_clip": False}),
+    (["--target", "loihi-sdnn", "--sd-levels", "8", "--sd-clip", "none"],
+     {"target": "loihi-sdnn", "sd_levels": 8, "sd_clip": "none"}),
 ])
 def test_flags_equal_python_keywords(weights, flags, python):
     d = weights

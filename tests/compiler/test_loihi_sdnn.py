@@ -53,28 +53,34 @@ def test_graph_shape_twins_and_exponents():
     assert all(w.min() >= -127 for e in graph.edges for w in [op.weight for op in e.ops if hasattr(op, "weight")])
 
 
-def test_layers_send_the_clipped_quantized_activation_once():
+@pytest.mark.parametrize("clip, lag", [("output", 1), ("input", 0)])
+def test_layers_send_the_clipped_quantized_activation_once(clip, lag):
     """Each layer sends its QCFS level once (the ANN's own level up to the edges' floors and the
-    weights' rounding) and nothing afterwards; the readout is final at T=1."""
+    weights' rounding) and nothing afterwards; its twin's correction comes `lag` steps later; the
+    readout is final at T=1, and both ways of clipping give the same readout."""
     model = _resnet()
     x = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(2))
-    graph = spikec.compile(model, x[:1], method="qcfs", target="loihi-sdnn")
+    graph = spikec.compile(model, x[:1], method="qcfs", target="loihi-sdnn", sd_clip=clip)
     trace = run_reference(graph, graph.encode(x.numpy()), 3, record=True, every_step=True)
     starts = graph.start_steps()
     mains = [p for p in graph.sigma_delta_layers if not p.name.endswith(SATURATION_TWIN)]
     for layer, want in zip(mains, _qcfs_levels(model, x)):
-        sent = trace.spikes[layer.name] - trace.spikes[layer.name + SATURATION_TWIN]
         first = starts[layer.name] - 1
-        assert not sent[:first].any() and not sent[first + 1:].any()
-        level = sent[first]
+        own, twin = trace.spikes[layer.name], trace.spikes[layer.name + SATURATION_TWIN]
+        assert not own[:first].any() and not own[first + 1:].any()
+        assert not twin[:first + lag].any() and not twin[first + lag + 1:].any()
+        level = own[first] - twin[first + lag]
         assert level.min() >= 0 and level.max() <= 4
         assert np.mean(np.abs(level - want.numpy())) < 0.1, layer.name
     assert all(np.array_equal(trace.outputs[0], out) for out in trace.outputs)
+    other = spikec.compile(model, x[:1], method="qcfs", target="loihi-sdnn", sd_clip="input" if lag else "output")
+    assert np.array_equal(run_reference(other, graph.encode(x.numpy()), 1).output, trace.output)
+    assert (other.latency < graph.latency) == bool(lag)
 
 
 def test_without_clip_the_relu_is_unbounded():
     x = torch.rand(4, 1, 8, 8)
-    graph = spikec.compile(_resnet(), x[:1], method="qcfs", target="loihi-sdnn", sd_clip=False)
+    graph = spikec.compile(_resnet(), x[:1], method="qcfs", target="loihi-sdnn", sd_clip="none")
     assert not any(p.name.endswith(SATURATION_TWIN) for p in graph.sigma_delta_layers)
 
 
