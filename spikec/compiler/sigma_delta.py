@@ -42,8 +42,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from spikec.errors import OverflowRiskError, UnsupportedError
 from spikec.compiler.retime import retime
+from spikec.errors import OverflowRiskError, UnsupportedError
 from spikec.ir.graded import sigma_delta_bounds
 from spikec.ir.graph import MAX_WEIGHT_EXP, MIN_WEIGHT_EXP, Graph
 from spikec.ir.nodes import Conv2d, Dense, Edge, Input, Readout, SigmaDelta
