@@ -118,7 +118,7 @@ def to_sigma_delta(graph: Graph, target, levels: int | None = None, clip: str = 
         if clip != "none":
             twins[pop.name] = twin
     meta = dict(graph.meta)
-    meta.update(neurons="sigma-delta", levels=L)
+    meta.update(neurons="sigma-delta", levels=L, sd_clip=clip)
     meta.pop("bounds", None)
     if "layers" in meta:
         meta["layers"] = [{**row, **rows[row["name"]]} if row.get("name") in rows else row
