@@ -237,6 +237,18 @@ def plot(results: dict, path: Path) -> None:
                       dashed={label for label in curves if label.startswith("VGG")})
 
 
+def add_study_arguments(ap: argparse.ArgumentParser, images: int, results: Path) -> None:
+    """The options both CIFAR-10 studies take: data, subset size, T, batch, threads, result and docs paths."""
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--images", type=int, default=images, help="balanced test subset size (10000 = all)")
+    ap.add_argument("--steps", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=250)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--results", type=Path, default=results)
+    ap.add_argument("--docs", type=Path, default=ROOT / "docs")
+    ap.add_argument("--replot", action="store_true", help="rewrite the docs from --results only")
+
+
 def test_and_calibration(data: Path, images: int):
     """(x, y) of a balanced test subset of `images` (all 10,000 when images >= 10000) and 1,000
     training images for calibration."""
@@ -249,15 +261,8 @@ def test_and_calibration(data: Path, images: int):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    ap.add_argument("--images", type=int, default=10000, help="balanced test subset size (10000 = all)")
-    ap.add_argument("--steps", type=int, default=32)
-    ap.add_argument("--batch-size", type=int, default=250)
+    add_study_arguments(ap, 10000, ROOT / "out" / "cifar10" / "results.json")
     ap.add_argument("--rows", nargs="*", help="only these row labels")
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--results", type=Path, default=ROOT / "out" / "cifar10" / "results.json")
-    ap.add_argument("--docs", type=Path, default=ROOT / "docs")
-    ap.add_argument("--replot", action="store_true", help="rewrite the docs from --results only")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import torch
-from cifar10_accuracy import DEFAULT_DATA, test_and_calibration
+from cifar10_accuracy import add_study_arguments, test_and_calibration
 
 from spikec.analysis.evaluate import evaluate
 from spikec.analysis.plots import accuracy_vs_steps
@@ -125,16 +125,9 @@ def write_docs(results: dict, docs: Path) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    ap.add_argument("--images", type=int, default=2000, help="balanced test subset size (10000 = all)")
-    ap.add_argument("--steps", type=int, default=32)
-    ap.add_argument("--batch-size", type=int, default=250)
+    add_study_arguments(ap, 2000, ROOT / "out" / "stock_neurons" / "results.json")
     ap.add_argument("--mappings", nargs="*", default=list(MAPPINGS), choices=list(MAPPINGS))
     ap.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--results", type=Path, default=ROOT / "out" / "stock_neurons" / "results.json")
-    ap.add_argument("--docs", type=Path, default=ROOT / "docs")
-    ap.add_argument("--replot", action="store_true", help="rewrite the docs from --results only")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
