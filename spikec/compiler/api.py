@@ -11,8 +11,9 @@ from spikec.ir.graph import Graph
 
 
 def compile_model(model, example_input, *, method: str = "qcfs", calibration=None, steps: int | None = None,
-                  target: str = "loihi", **options) -> Compiled:
-    """Like `compile` but also returns the normalized float IR and the traced module."""
+                  target: str = "loihi", keep_float_graph: bool = True, **options) -> Compiled:
+    """Like `compile` but also returns the normalized float IR (unless keep_float_graph=False, which
+    saves one copy of the weights at the peak) and the traced module."""
     policy = methods.get(method)
     tgt = targets.get(target)
     known = {f.name for f in dataclasses.fields(Options)}
@@ -29,7 +30,7 @@ def compile_model(model, example_input, *, method: str = "qcfs", calibration=Non
         raise ConversionError(f"input_bits must be an int in 2..32, got {opts.input_bits!r}")
     if opts.percentile is not None and not 0 < opts.percentile <= 100:
         raise ConversionError(f"percentile must lie in (0, 100], got {opts.percentile!r}")
-    return pipeline(model, example_input, policy, tgt, calibration, steps, opts, extra)
+    return pipeline(model, example_input, policy, tgt, calibration, steps, opts, extra, keep_float_graph)
 
 
 def compile(model, example_input, *, method: str = "qcfs", calibration=None, steps: int | None = None,  # noqa: A001
@@ -55,4 +56,4 @@ def compile(model, example_input, *, method: str = "qcfs", calibration=None, ste
     (graph.report() / spikec.compiler.print_report(graph) show it).
     """
     return compile_model(model, example_input, method=method, calibration=calibration, steps=steps,
-                         target=target, **options).graph
+                         target=target, keep_float_graph=False, **options).graph

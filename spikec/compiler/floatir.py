@@ -155,8 +155,9 @@ def fold_edge_output_gain(ops: tuple, src_shape: Shape, gain, where: str, in_pla
     return tuple(new)
 
 
-def fold_edge_input_gain(ops: tuple, src_shape: Shape, gain) -> tuple:
-    """Fold a per-channel gain on the chain's source into its weighted op."""
+def fold_edge_input_gain(ops: tuple, src_shape: Shape, gain, in_place: bool = False) -> tuple:
+    """Fold a per-channel gain on the chain's source into its weighted op; in_place: into the op's
+    own weight array (which the caller owns)."""
     idx = weighted_index(ops)
     shapes = chain_shapes(ops, src_shape)
     g = np.asarray(gain, dtype=np.float64)
@@ -164,8 +165,24 @@ def fold_edge_input_gain(ops: tuple, src_shape: Shape, gain) -> tuple:
         if isinstance(ops[j], Flatten):
             g = gain_through_flatten(g, shapes[j])
     new = list(ops)
-    new[idx] = fold_input_gain(ops[idx], g)
+    new[idx] = fold_input_gain(ops[idx], g, in_place)
     return tuple(new)
+
+
+def sole_owned_weights(fir_edges) -> set[int]:
+    """ids of the weight arrays that a pass may overwrite once the graph is no longer needed: float64,
+    C-contiguous, writeable, owning their memory and used by exactly one edge. Anything shared (an
+    fx node feeding several layers through the same op, a view into a larger array) is excluded."""
+    uses: dict[int, int] = {}
+    arrays = {}
+    for e in fir_edges:
+        for op in e.ops:
+            if is_weighted(op):
+                uses[id(op.weight)] = uses.get(id(op.weight), 0) + 1
+                arrays[id(op.weight)] = op.weight
+    return {key for key, w in arrays.items()
+            if uses[key] == 1 and w.base is None and w.dtype == np.float64 and w.flags.c_contiguous
+            and w.flags.writeable}
 
 
 def identity_op(shape: Shape, gain) -> Weighted:

@@ -34,8 +34,11 @@ class Const:
 
 
 def as_float64(t: torch.Tensor) -> np.ndarray:
-    """A new float64 numpy copy of `t` (never a view of the model's own tensor)."""
-    return t.detach().to("cpu", torch.float64, copy=True).numpy()
+    """A new float64 numpy copy of `t` (never a view of the model's own tensor) that owns its memory,
+    so that later passes may reuse it (floatir.sole_owned_weights)."""
+    out = np.empty(tuple(t.shape), np.float64)
+    torch.from_numpy(out).copy_(t.detach())
+    return out
 
 
 def _pair(v) -> tuple[int, int]:

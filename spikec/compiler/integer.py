@@ -26,7 +26,15 @@ import math
 import numpy as np
 
 from spikec.compiler.bounds import edge_interval, membrane_range, per_channel_extremes, scale_caps
-from spikec.compiler.floatir import FloatConv, FloatDense, FloatGraph, FloatLayer, is_weighted, weighted_index
+from spikec.compiler.floatir import (
+    FloatConv,
+    FloatDense,
+    FloatGraph,
+    FloatLayer,
+    is_weighted,
+    sole_owned_weights,
+    weighted_index,
+)
 from spikec.compiler.methods import Policy
 from spikec.compiler.targets import Target
 from spikec.errors import ConversionError, OverflowRiskError
@@ -215,7 +223,7 @@ class LayerQuantizer:
                 zeroed += stats["zeroed"]
                 e_err += stats["error"]
                 e_ref += stats["reference"]
-                new.append(_to_ir(op, w))
+                new.append(op.with_weight(w))   # integer weights, compact; IR nodes once they fit
             ops_out.append(tuple(new))
             exps.append(exp)
             per_edge.append(math.sqrt(e_err / e_ref) if e_ref else 0.0)
@@ -254,9 +262,11 @@ def _abs_max(weight: np.ndarray, per_row: bool):
 
 
 def _round_weights(weight: np.ndarray, gain: np.ndarray, tmin: int, tmax: int, max_exp: int):
-    """round(weight * gain / 2^exp) clipped to [tmin, tmax] as int64, with the smallest exp <= max_exp
-    that keeps every value in range (0 if none), and the rounding statistics. Row blocks bound the
-    temporaries; rint is monotonic, so the range check needs only the extremes of weight * gain."""
+    """round(weight * gain / 2^exp) clipped to [tmin, tmax] in the narrowest integer dtype that holds
+    that range (int8 for Loihi: a scale that does not fit is retried without a full int64 copy),
+    with the smallest exp <= max_exp that keeps every value in range (0 if none), and the rounding
+    statistics. Row blocks bound the temporaries; rint is monotonic, so the range check needs only
+    the extremes of weight * gain."""
     rows = weight.shape[0]
     gain = np.asarray(gain, np.float64)
     per_row = gain.ndim > 0
@@ -269,7 +279,8 @@ def _round_weights(weight: np.ndarray, gain: np.ndarray, tmin: int, tmax: int, m
     exp = 0
     while exp < max_exp and not (np.rint(lo / 2 ** exp) >= tmin and np.rint(hi / 2 ** exp) <= tmax):
         exp += 1
-    out = np.empty(weight.shape, np.int64)
+    out = np.empty(weight.shape, next(t for t in (np.int8, np.int16, np.int32, np.int64)
+                                      if np.iinfo(t).min <= tmin and tmax <= np.iinfo(t).max))
     stats = {"clipped": 0, "zeroed": 0, "error": 0.0, "reference": 0.0}
     for b in blocks:
         g = gain[b] if per_row else gain
@@ -283,8 +294,23 @@ def _round_weights(weight: np.ndarray, gain: np.ndarray, tmin: int, tmax: int, m
         w -= exact
         stats["error"] += float((w ** 2 / g ** 2).sum())
         stats["reference"] += float((weight[b] ** 2).sum())
-    out.setflags(write=False)   # frozen and owning its data: the IR node shares it instead of copying
     return out, exp, stats
+
+
+def _as_int64(compact: np.ndarray, float_weight: np.ndarray, reuse: bool) -> np.ndarray:
+    """The rounded weights as the IR's read-only int64 array. reuse: write them into the memory of
+    the float64 weights they were rounded from (same size; the caller gave that array up), so the
+    integer graph costs no memory beyond the float IR; the float array is frozen as their base."""
+    if not reuse:
+        out = compact.astype(np.int64)
+        out.setflags(write=False)   # frozen and owning its data: the IR node shares it instead of copying
+        return out
+    out = float_weight.view(np.int64)
+    for b in row_blocks(out.shape[0], int(np.prod(out.shape[1:]))):
+        out[b] = compact[b]
+    float_weight.setflags(write=False)
+    out.setflags(write=False)
+    return out
 
 
 def _horizons(fir: FloatGraph, steps: int | None) -> dict[str, int]:
@@ -308,9 +334,12 @@ def _bias_gain(theta, bias, shape):
 
 
 def quantize(fir: FloatGraph, target: Target, policy: Policy, *, input_bits: int, steps: int | None,
-             saturate: bool, per_channel: bool = False) -> Graph:
-    """The integer graph plus meta["layers"], one JSON-able record per population."""
+             saturate: bool, per_channel: bool = False, consume: bool = False) -> Graph:
+    """The integer graph plus meta["layers"], one JSON-able record per population.
+    consume: the caller gives `fir` up; the integer weights of each edge are written over the float
+    weights it alone holds (the float IR is unusable afterwards), which halves the peak memory."""
     q = LayerQuantizer(fir, target, policy, input_bits, steps, saturate, per_channel)
+    owned = sole_owned_weights(fir.edges) if consume else set()
     pops, edges, rows = [], [], []
     for lay in fir.layers:
         if lay.kind == "input":
@@ -324,8 +353,10 @@ def quantize(fir: FloatGraph, target: Target, policy: Policy, *, input_bits: int
                 np.any(_weights(e.ops)) for e in in_edges):
             raise ConversionError(f"{lay.name} ({lay.source}): every weight rounds to 0 at the scale the "
                                   f"target allows (limited by {', '.join(limited)}); the layer would be dead")
-        edges += [Edge(e.src, lay.name, ops, weight_exp=exp)
-                  for e, ops, exp in zip(in_edges, result["ops"], result["exps"])]
+        for e, ops, exp in zip(in_edges, result["ops"], result["exps"]):
+            ir_ops = tuple(_to_ir(op, _as_int64(op.weight, f.weight, id(f.weight) in owned)) if is_weighted(op)
+                           else op for op, f in zip(ops, e.ops))
+            edges.append(Edge(e.src, lay.name, ir_ops, weight_exp=exp))
         row = {"name": lay.name, "type": "IF" if lay.kind == "if" else "Readout", "source": lay.source,
                "node": lay.node, "channels": None if lay.channels is None else list(lay.channels),
                "activation": lay.activation, "shape": list(lay.shape),

@@ -1,10 +1,12 @@
 """Compile memory: estimate the peak of the weight-heavy passes before they run; refuse what cannot fit.
 
-Measured on a Linear-heavy model (docs/benchmarks.md, "Compile memory"): once the float IR exists
-(`lower`), the passes after it need at most about two more copies of its weights at a time
-(normalisation builds the rescaled copy while the old one is alive; quantisation builds the int64
-graph beside the normalised IR; both work in row blocks, so no whole-array temporaries), plus the
-calibration pass's captured activations. The estimate is that, plus 10 %.
+Measured on torchvision's vgg11_bn (docs/benchmarks.md, "Compile memory"): once the float IR exists
+(`lower`), `spikec.compile` (which does not return the float IR) needs almost nothing more for its
+weights: normalisation rescales them in place and quantisation writes the int64 weights over the
+float64 ones, keeping one compact (int8 for Loihi) copy of the edge in progress. `compile_model`
+with keep_float_graph=True keeps the float IR, so it needs two more copies of the weights at a time
+(the rescaled copy beside the old one, then the int64 graph beside the normalised IR). Either way the
+calibration pass adds its captured activations. The estimate is that, plus 10 %.
 """
 
 from __future__ import annotations
@@ -33,19 +35,29 @@ def calibration_bytes(fir: FloatGraph, samples: int) -> int:
     return 2 * 4 * neurons * samples
 
 
-def estimate_extra_bytes(fir: FloatGraph, calibration_samples: int) -> int:
+def weight_bytes_held(fir: FloatGraph, keep_float_graph: bool) -> int:
+    """Weight memory the passes after lowering add: two copies of the float IR's weights when it is
+    kept, else a compact (1 byte per weight) copy of the largest edge."""
+    if keep_float_graph:
+        return 2 * float_ir_bytes(fir)
+    return max((op.weight.size for e in fir.edges for op in e.ops if hasattr(op, "weight")), default=0)
+
+
+def estimate_extra_bytes(fir: FloatGraph, calibration_samples: int, keep_float_graph: bool = True) -> int:
     """Memory the passes after lowering need beyond what the process holds now."""
-    return int(1.1 * (2 * float_ir_bytes(fir) + calibration_bytes(fir, calibration_samples)))
+    return int(1.1 * (weight_bytes_held(fir, keep_float_graph) + calibration_bytes(fir, calibration_samples)))
 
 
-def check_memory(fir: FloatGraph, calibration_samples: int, available: int | None = None) -> int:
+def check_memory(fir: FloatGraph, calibration_samples: int, available: int | None = None,
+                 keep_float_graph: bool = True) -> int:
     """Raise ResourceError if the estimate exceeds the available memory; return the estimate (bytes)."""
-    need = estimate_extra_bytes(fir, calibration_samples)
+    need = estimate_extra_bytes(fir, calibration_samples, keep_float_graph)
     free = available_bytes() if available is None else available
     if free is not None and need > free:
         raise ResourceError(
-            f"compiling this network needs about {need / GB:.1f} GB more memory ({float_ir_bytes(fir) / GB:.1f} GB "
-            f"of float weights, held twice while they are rescaled and rounded, plus calibration "
-            f"activations), but only {free / GB:.1f} GB is available; compile on a larger machine, use a "
+            f"compiling this network needs about {need / GB:.1f} GB more memory "
+            f"({weight_bytes_held(fir, keep_float_graph) / GB:.1f} GB for rescaling and rounding "
+            f"{float_ir_bytes(fir) / GB:.1f} GB of float weights, plus calibration activations), but "
+            f"only {free / GB:.1f} GB is available; compile on a larger machine, use a "
             f"smaller input size, or pass fewer calibration images")
     return need

@@ -53,33 +53,39 @@ class Options:
 @dataclass(frozen=True)
 class Compiled:
     graph: Graph               # the integer graph (what spikec.compile returns)
-    float_graph: FloatGraph    # the normalized float IR it was quantized from (thresholds = 1)
+    float_graph: FloatGraph | None   # the normalized float IR it was quantized from (thresholds = 1);
+                                     # None when the pipeline consumed it (keep_float_graph=False)
     traced: Any                # the BN-folded torch.fx GraphModule
 
 
 def pipeline(model, example_input, policy: Policy, target: Target, calibration, steps: int | None,
-             opts: Options, method_options: dict) -> Compiled:
+             opts: Options, method_options: dict, keep_float_graph: bool = True) -> Compiled:
+    """keep_float_graph=False lets normalisation and quantisation reuse the float IR's weight memory
+    (the integer weights overwrite the float ones), so the float IR is not returned."""
+    consume = not keep_float_graph
     example = as_input_tensor(example_input)
     calib = _calibration_tensor(calibration, example)
     bits = opts.input_bits or target.input_bits
     gm = trace(model, example, share_weights=True)                 # eval copy, example checked, fx graph
     gm = fold_batchnorm(gm)                                        # BN after conv/linear: exact weights
     fir = lower(gm, example)                                       # table lowering: activations -> IF layers
-    check_memory(fir, _calibration_samples(fir, calib, policy))    # refuse early what cannot fit
+    check_memory(fir, _calibration_samples(fir, calib, policy),    # refuse early what cannot fit
+                 keep_float_graph=keep_float_graph)
     stats = _statistics(gm, fir, calib, policy, opts)              # ReLU thresholds need statistics
     fir = assign_thresholds(fir, stats, policy)                    # theta, v_init, method fields per layer
     fir = set_input_scale(fir, choose_input_scale(                 # integer input = round(x * scale)
         example if calib is None else calib, bits, opts.input_scale))
-    fir = normalize(fir)                                           # W~ = W theta_src / theta_dst: theta = 1
+    fir = normalize(fir, consume)                                  # W~ = W theta_src / theta_dst: theta = 1
     graph = quantize(fir, target, policy, input_bits=bits, steps=steps,   # integers at the target's
-                     saturate=opts.saturate, per_channel=opts.scale_per_channel)  # widths + per-layer report
+                     saturate=opts.saturate, per_channel=opts.scale_per_channel,  # widths + per-layer
+                     consume=consume)                                             # report
     graph = retime(graph, target.max_delay)                        # delays balance residual paths
     ctx = CompileContext(model, gm, calib, steps, target, dict(method_options))
     graph = policy.post(graph, ctx)                                # method-specific pass (FTBC, SRP, ...)
     graph = legalize_neurons(graph, target)                        # stock-neuron targets: zero reset, v_init 0
     graph = check_bounds(graph, target.input_limit, steps, opts.saturate)  # prove no overflow / record policy
     graph = to_sigma_delta(graph, target, opts.sd_levels, opts.sd_clip)  # sigma-delta: graded neurons
-    return Compiled(graph.validate(), fir, gm)
+    return Compiled(graph.validate(), fir if keep_float_graph else None, gm)
 
 
 def _calibration_tensor(calibration, example: torch.Tensor) -> torch.Tensor | None:

@@ -17,6 +17,7 @@ from spikec.compiler.floatir import (
     chain_shapes,
     fold_edge_input_gain,
     fold_edge_output_gain,
+    sole_owned_weights,
     weighted_index,
 )
 
@@ -32,15 +33,18 @@ def emitted_unit(layer) -> np.ndarray:
     return np.asarray(layer.theta, np.float64)
 
 
-def normalize(fir: FloatGraph) -> FloatGraph:
-    """W~ = W * unit(src) / theta(dst), b~ = b / theta(dst); thresholds become 1."""
+def normalize(fir: FloatGraph, consume: bool = False) -> FloatGraph:
+    """W~ = W * unit(src) / theta(dst), b~ = b / theta(dst); thresholds become 1.
+    consume: the caller gives `fir` up; weight arrays only it holds are rescaled in place (no copy)."""
     layers = {lay.name: lay for lay in fir.layers}
+    owned = sole_owned_weights(fir.edges) if consume else set()
     edges = []
     for e in fir.edges:
         src, dst = layers[e.src], layers[e.dst]
-        ops = fold_edge_input_gain(e.ops, src.shape, emitted_unit(src))
+        mine = id(weighted_op(e.ops).weight) in owned
+        ops = fold_edge_input_gain(e.ops, src.shape, emitted_unit(src), in_place=mine)
         if dst.kind == "if":   # one new weight array per edge, not two: scale in place what is already new
-            fresh = weighted_op(ops).weight is not weighted_op(e.ops).weight
+            fresh = mine or weighted_op(ops).weight is not weighted_op(e.ops).weight
             ops = fold_edge_output_gain(ops, src.shape, 1.0 / np.asarray(dst.theta, np.float64),
                                         f"edge {e.src}->{e.dst}", in_place=fresh)
         assert chain_shapes(ops, src.shape)[-1] == tuple(dst.shape)

@@ -21,12 +21,20 @@ from spikec.errors import GraphError
 Shape = tuple[int, ...]
 
 
+def _frozen_reuse(arr: np.ndarray) -> bool:
+    """Whether `arr` reinterprets the whole of a frozen array that owns its memory (the compiler
+    writes integer weights over the float weights they were rounded from)."""
+    base = arr.base
+    return (isinstance(base, np.ndarray) and base.base is None and not base.flags.writeable
+            and base.nbytes == arr.nbytes and arr.flags.c_contiguous)
+
+
 def int_array(value, where: str, name: str) -> np.ndarray:
     """Return `value` as a read-only int64 array; reject floats, bools and objects."""
     arr = np.asarray(value)
     if arr.dtype.kind == "b" or arr.dtype.kind not in "iu":
         raise GraphError(where, name, f"must be an integer array, got dtype {arr.dtype}")
-    if arr.dtype == np.int64 and not arr.flags.writeable and arr.base is None:
+    if arr.dtype == np.int64 and not arr.flags.writeable and (arr.base is None or _frozen_reuse(arr)):
         return arr          # already frozen and owning its data (e.g. from the compiler): share it
     arr = arr.astype(np.int64, copy=True)
     arr.setflags(write=False)

@@ -89,3 +89,21 @@ def test_graph_respects_loihi_widths_and_meta_layout(compiled):
 
 def _bias_ok(b: int) -> bool:
     return any(b % (1 << e) == 0 and b >> e <= 4095 for e in range(8))
+
+
+def test_compile_without_the_float_ir_gives_the_identical_graph_and_leaves_the_model_alone(compiled):
+    """spikec.compile reuses the float IR's weight memory (rescaled in place, int64 written over
+    float64); the result must be the graph compile_model builds with the float IR kept."""
+    from spikec.ir.digest import content_digest
+
+    name, model, result = compiled
+    d = data()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    graph = spikec.compile(model, d.x_test[:1], method=FACTORIES[name][2], calibration=d.x_train[:256], steps=T)
+    assert content_digest(graph) == content_digest(result.graph)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    for e in graph.edges:
+        for op in e.ops:
+            if hasattr(op, "weight"):
+                assert op.weight.dtype == np.int64 and not op.weight.flags.writeable
+                assert op.weight.base is None or not op.weight.base.flags.writeable
