@@ -4,9 +4,11 @@ Each model runs in a fresh subprocess, so its maximum resident set size is its o
 
     nice -n 19 python benchmarks/compile_memory.py --models vgg11_bn,densenet121,resnet50 --size 224
 
-Per model: parameters (fp32 MB), graph weights stored (millions) against the model's parameters,
+Per model: parameters (millions), graph weights stored (millions) against the model's parameters,
 time of spikec.prepare and spikec.compile (method qcfs, steps 2), the memory estimate compile
-makes after lowering, and the process's peak RSS (model, traced copy and torch included).
+makes after lowering, and the process's peak RSS in GiB (2^30 bytes; model, traced copy and torch
+included). By default the user's model stays referenced while the prepared copy is compiled (the
+worst case); --release-original drops it after prepare, as `model = spikec.prepare(model, x)` does.
 Prints a Markdown table (--json for one JSON object per model).
 """
 
@@ -20,7 +22,7 @@ import sys
 import time
 
 
-def measure(name: str, size: int) -> dict:
+def measure(name: str, size: int, release_original: bool) -> dict:
     import torch
     import torchvision
 
@@ -42,16 +44,19 @@ def measure(name: str, size: int) -> dict:
     pipeline.check_memory = recording_check
     t0 = time.perf_counter()
     prepared = spikec.prepare(model, x)
+    params = sum(p.numel() for p in model.parameters())
+    if release_original:
+        del model
     t1 = time.perf_counter()
     graph = spikec.compile(prepared, x, steps=2)
     t2 = time.perf_counter()
-    params = sum(p.numel() for p in model.parameters())
     weights = sum(op.weight.size for e in graph.edges for op in e.ops if hasattr(op, "weight"))
     return {"model": name, "input": f"3x{size}x{size}", "params_M": round(params / 1e6, 2),
             "graph_weights_M": round(weights / 1e6, 2), "if_layers": len(graph.if_layers),
             "prepare_s": round(t1 - t0, 1), "compile_s": round(t2 - t1, 1),
-            "estimate_extra_GB": round(estimates[0] / 2 ** 30, 2) if estimates else None,
-            "peak_rss_GB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 2)}
+            "estimate_extra_GiB": round(estimates[0] / 2 ** 30, 2) if estimates else None,
+            "original_released": release_original,
+            "peak_rss_GiB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 2)}
 
 
 def main(argv=None) -> int:
@@ -59,14 +64,16 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default="vgg11_bn,densenet121,resnet50")
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--release-original", action="store_true", help="drop the user's model after prepare")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
-        print(json.dumps(measure(args.one, args.size)))
+        print(json.dumps(measure(args.one, args.size, args.release_original)))
         return 0
     rows = []
     for name in args.models.split(","):
-        done = subprocess.run([sys.executable, __file__, "--one", name, "--size", str(args.size)],
+        done = subprocess.run([sys.executable, __file__, "--one", name, "--size", str(args.size)]
+                              + ["--release-original"] * args.release_original,
                               capture_output=True, text=True)
         if done.returncode:
             rows.append({"model": name, "error": done.stderr.strip().splitlines()[-1][:200]})
@@ -75,7 +82,7 @@ def main(argv=None) -> int:
         print(json.dumps(rows[-1]) if args.json else rows[-1], flush=True)
     if not args.json:
         keys = ["model", "input", "params_M", "graph_weights_M", "if_layers", "prepare_s", "compile_s",
-                "estimate_extra_GB", "peak_rss_GB"]
+                "estimate_extra_GiB", "original_released", "peak_rss_GiB"]
         print("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
         for r in rows:
             print("| " + " | ".join(str(r.get(k, r.get("error", ""))) for k in keys) + " |")
