@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from spikec import datasets, models
 from spikec.quantize import calibrate_thresholds, replace_relu
+from spikec.quantize.qcfs import QCFS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
@@ -80,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--sample-levels", type=lambda v: [int(t) for t in v.split(",")],
+                    help="train with every QCFS layer at L drawn per batch from this list (e.g. 1,2,4,8), so "
+                         "the net stays accurate at coarser levels (fewer SNN steps); tests at --levels")
     ap.add_argument("--finetune", type=Path, help="start from this ReLU state dict (swap, calibrate, train)")
     ap.add_argument("--resume-from", type=Path,
                     help="start from this trained state dict of the same --kind (a new schedule, no calibration)")
@@ -129,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         first_epoch, wall = state["epoch"], state["wall"]
         print(f"resumed at epoch {first_epoch}", flush=True)
     gen = torch.Generator().manual_seed(args.seed)
+    quantisers = [m for m in model.modules() if isinstance(m, QCFS)]
     for epoch in range(first_epoch, args.epochs):
         gen.manual_seed(args.seed * 1000 + epoch)
         model.train()
@@ -139,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         for step in range(steps_per_epoch):
             idx = order[step * args.batch_size:(step + 1) * args.batch_size]
             xb = augment(x_train[idx], gen).contiguous(memory_format=torch.channels_last)
+            if args.sample_levels:
+                level = args.sample_levels[int(torch.randint(len(args.sample_levels), (1,), generator=gen))]
+                for m in quantisers:
+                    m.levels = level
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 logits = model(xb)
                 loss = F.cross_entropy(logits.float(), y_train[idx])
@@ -150,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             loss_sum += loss.item() * len(idx)
             correct += int((logits.argmax(1) == y_train[idx]).sum())
         wall += time.time() - t0
+        for m in quantisers:
+            m.levels = levels
         test = accuracy(model, x_test, y_test, bf16=True)
         print(f"epoch {epoch + 1}/{args.epochs} loss {loss_sum / seen:.4f} train {100 * correct / seen:.2f} "
               f"test(bf16) {test:.2f} lr {sched.get_last_lr()[0]:.4f} epoch {time.time() - t0:.0f}s", flush=True)
@@ -166,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {"name": name, "model": args.model, "kind": args.kind, "levels": levels if args.kind != "relu" else None,
               "command": "python benchmarks/train_cifar10.py " + shlex.join(sys.argv[1:] if argv is None else argv),
               "seed": args.seed, "epochs": args.epochs, "threads": args.threads,
+              "sampled_levels": args.sample_levels,
               "train_wall_s": round(wall), "ann_test_accuracy": round(test, 2),
               "finetuned_from": str(args.finetune) if args.finetune else None,
               "continued_from": str(args.resume_from) if args.resume_from else None}
