@@ -7,7 +7,8 @@ Layout (version 4):
     /populations/<i> attrs: kind (Input | IF | SigmaDelta | Readout), name, shape, scalar fields, absent;
                      datasets: the integer arrays (theta, v_init, bias, ...)
     /edges/<i>       attrs: src, dst, delay, weight_exp;  /edges/<i>/ops/<j>: attrs kind + geometry,
-                     dataset weight
+                     dataset weight (any integer dtype; written in the narrowest that holds the
+                     values, int8 for Loihi; read back as int64)
 Members are named 0..n-1. Strings are fixed-length byte strings: variable-length strings live in
 HDF5's global heap, and a damaged heap can crash the HDF5 library itself (found by fuzzing), so
 versions 3 and 4 never read one. From version 3 on every field is required: an optional array that is None
@@ -98,6 +99,17 @@ def save(graph: Graph, path) -> None:
         f.attrs[HASH_ATTR] = _text(content_digest(stored))
 
 
+def _narrowest(values: np.ndarray) -> np.ndarray:
+    """`values` in the narrowest signed integer dtype that holds them (int8 for Loihi weights: files
+    an eighth of int64's size); loading widens them back to int64."""
+    if not values.size:
+        return values
+    lo, hi = int(values.min()), int(values.max())
+    dtype = next(t for t in (np.int8, np.int16, np.int32, np.int64)
+                 if np.iinfo(t).min <= lo and hi <= np.iinfo(t).max)
+    return values.astype(dtype, copy=False)
+
+
 def _text(value: str) -> np.bytes_:
     """A string as a fixed-length HDF5 string (never a variable-length one; see the module doc)."""
     return np.bytes_(value.encode("utf-8"))
@@ -136,7 +148,7 @@ def _write(f: h5py.File, graph: Graph) -> None:
             for field in _OP_FIELDS[type(op)]:
                 o.attrs[field] = np.asarray(getattr(op, field), np.int64)
             if hasattr(op, "weight"):
-                o.create_dataset("weight", data=op.weight)
+                o.create_dataset("weight", data=_narrowest(op.weight))
 
 
 # --------------------------------------------------------------------------- load

@@ -356,3 +356,21 @@ def test_locked_temporary_is_kept(tmp_path):
 def test_save_into_missing_folder(tmp_path, small_graph):
     with pytest.raises(FormatError, match="does not exist"):
         spikec.save(small_graph, tmp_path / "no" / "g.h5")
+
+
+def test_weights_are_stored_in_the_narrowest_integer_dtype_and_load_as_int64(tmp_path):
+    import spikec
+    from spikec.ir import Dense, Edge, Graph, Input, Readout
+
+    big = np.array([[1, -40000], [3, 4]])
+    graph = Graph((Input("x", (2,)), Readout("y", (2,))),
+                  (Edge("x", "y", (Dense(np.array([[1, -128], [127, 0]])),)),), {})
+    wide = Graph(graph.populations, (Edge("x", "y", (Dense(big),)),), {})
+    for g, dtype in ((graph, np.int8), (wide, np.int32)):
+        path = tmp_path / f"{dtype.__name__}.h5"
+        spikec.save(g, path)
+        with h5py.File(path, "r") as f:
+            assert f["edges/0/ops/0/weight"].dtype == dtype
+        back = spikec.load(path)
+        assert back.edges[0].ops[0].weight.dtype == np.int64
+        assert np.array_equal(back.edges[0].ops[0].weight, g.edges[0].ops[0].weight)
