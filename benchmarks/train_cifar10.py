@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from spikec import datasets, models
 from spikec.quantize import calibrate_thresholds, replace_relu
-from spikec.quantize.qcfs import QCFS
+from spikec.quantize.train import set_levels
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
@@ -133,7 +133,6 @@ def main(argv: list[str] | None = None) -> int:
         first_epoch, wall = state["epoch"], state["wall"]
         print(f"resumed at epoch {first_epoch}", flush=True)
     gen = torch.Generator().manual_seed(args.seed)
-    quantisers = [m for m in model.modules() if isinstance(m, QCFS)]
     for epoch in range(first_epoch, args.epochs):
         gen.manual_seed(args.seed * 1000 + epoch)
         model.train()
@@ -145,9 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             idx = order[step * args.batch_size:(step + 1) * args.batch_size]
             xb = augment(x_train[idx], gen).contiguous(memory_format=torch.channels_last)
             if args.sample_levels:
-                level = args.sample_levels[int(torch.randint(len(args.sample_levels), (1,), generator=gen))]
-                for m in quantisers:
-                    m.levels = level
+                set_levels(model, args.sample_levels[int(torch.randint(len(args.sample_levels), (1,),
+                                                                       generator=gen))])
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 logits = model(xb)
                 loss = F.cross_entropy(logits.float(), y_train[idx])
@@ -159,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             loss_sum += loss.item() * len(idx)
             correct += int((logits.argmax(1) == y_train[idx]).sum())
         wall += time.time() - t0
-        for m in quantisers:
-            m.levels = levels
+        if args.sample_levels:
+            set_levels(model, levels)
         test = accuracy(model, x_test, y_test, bf16=True)
         print(f"epoch {epoch + 1}/{args.epochs} loss {loss_sum / seen:.4f} train {100 * correct / seen:.2f} "
               f"test(bf16) {test:.2f} lr {sched.get_last_lr()[0]:.4f} epoch {time.time() - t0:.0f}s", flush=True)
