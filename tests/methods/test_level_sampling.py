@@ -10,7 +10,7 @@ from spikec.errors import InputDataError
 from spikec.quantize import QCFS, ECLClip, train
 
 # random labels: the loop's "training stalled at chance" warning is expected here
-pytestmark = pytest.mark.filterwarnings("ignore:training accuracy:RuntimeWarning")
+pytestmark = pytest.mark.filterwarnings("ignore:.*training accuracy:RuntimeWarning")
 
 
 def _net():
