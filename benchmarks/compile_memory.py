@@ -37,8 +37,8 @@ def measure(name: str, size: int, release_original: bool) -> dict:
     model = getattr(torchvision.models, name)(**kwargs).eval()
     x = torch.rand(2, 3, size, size)
     estimates = []
-    def recording_check(fir, samples, available=None, keep_float_graph=True):
-        estimates.append(memory.check_memory(fir, samples, available, keep_float_graph))
+    def recording_check(fir, samples, available=None, **kwargs):
+        estimates.append(memory.check_memory(fir, samples, available, **kwargs))
         return estimates[-1]
 
     pipeline.check_memory = recording_check

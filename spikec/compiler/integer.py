@@ -39,7 +39,7 @@ from spikec.compiler.methods import Policy
 from spikec.compiler.targets import Target
 from spikec.errors import ConversionError, OverflowRiskError
 from spikec.ir.graph import Graph
-from spikec.ir.nodes import IF, Conv2d, Dense, Edge, Flatten, Input, Readout, SumPool2d
+from spikec.ir.nodes import IF, Conv2d, Dense, Edge, Flatten, Input, Readout, SumPool2d, narrowest_int_dtype
 from spikec.ir.report import edge_keys
 from spikec.ir.rowblocks import row_blocks
 
@@ -279,8 +279,7 @@ def _round_weights(weight: np.ndarray, gain: np.ndarray, tmin: int, tmax: int, m
     exp = 0
     while exp < max_exp and not (np.rint(lo / 2 ** exp) >= tmin and np.rint(hi / 2 ** exp) <= tmax):
         exp += 1
-    out = np.empty(weight.shape, next(t for t in (np.int8, np.int16, np.int32, np.int64)
-                                      if np.iinfo(t).min <= tmin and tmax <= np.iinfo(t).max))
+    out = np.empty(weight.shape, narrowest_int_dtype(tmin, tmax))
     stats = {"clipped": 0, "zeroed": 0, "error": 0.0, "reference": 0.0}
     for b in blocks:
         g = gain[b] if per_row else gain

@@ -35,28 +35,32 @@ def calibration_bytes(fir: FloatGraph, samples: int) -> int:
     return 2 * 4 * neurons * samples
 
 
-def weight_bytes_held(fir: FloatGraph, keep_float_graph: bool) -> int:
+def weight_bytes_held(fir: FloatGraph, keep_float_graph: bool, weight_bytes: int = 1) -> int:
     """Weight memory the passes after lowering add: two copies of the float IR's weights when it is
-    kept, else a compact (1 byte per weight) copy of the largest edge."""
+    kept, else a compact copy (`weight_bytes` per weight: 1 for Loihi's int8) of the largest edge."""
     if keep_float_graph:
         return 2 * float_ir_bytes(fir)
-    return max((op.weight.size for e in fir.edges for op in e.ops if hasattr(op, "weight")), default=0)
+    return weight_bytes * max((op.weight.size for e in fir.edges for op in e.ops if hasattr(op, "weight")),
+                              default=0)
 
 
-def estimate_extra_bytes(fir: FloatGraph, calibration_samples: int, keep_float_graph: bool = True) -> int:
+def estimate_extra_bytes(fir: FloatGraph, calibration_samples: int, keep_float_graph: bool = True,
+                         weight_bytes: int = 1) -> int:
     """Memory the passes after lowering need beyond what the process holds now."""
-    return int(1.1 * (weight_bytes_held(fir, keep_float_graph) + calibration_bytes(fir, calibration_samples)))
+    held = weight_bytes_held(fir, keep_float_graph, weight_bytes)
+    return int(1.1 * (held + calibration_bytes(fir, calibration_samples)))
 
 
 def check_memory(fir: FloatGraph, calibration_samples: int, available: int | None = None,
-                 keep_float_graph: bool = True) -> int:
-    """Raise ResourceError if the estimate exceeds the available memory; return the estimate (bytes)."""
-    need = estimate_extra_bytes(fir, calibration_samples, keep_float_graph)
+                 keep_float_graph: bool = True, weight_bytes: int = 1) -> int:
+    """Raise ResourceError if the estimate exceeds the available memory; return the estimate (bytes).
+    weight_bytes: bytes per rounded weight at the target's width."""
+    need = estimate_extra_bytes(fir, calibration_samples, keep_float_graph, weight_bytes)
     free = available_bytes() if available is None else available
     if free is not None and need > free:
         raise ResourceError(
             f"compiling this network needs about {need / GB:.1f} GB more memory "
-            f"({weight_bytes_held(fir, keep_float_graph) / GB:.1f} GB for rescaling and rounding "
+            f"({weight_bytes_held(fir, keep_float_graph, weight_bytes) / GB:.1f} GB for rescaling and rounding "
             f"{float_ir_bytes(fir) / GB:.1f} GB of float weights, plus calibration activations), but "
             f"only {free / GB:.1f} GB is available; compile on a larger machine, use a "
             f"smaller input size, or pass fewer calibration images")

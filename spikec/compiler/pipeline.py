@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from spikec.compiler.bnfold import fold_batchnorm
@@ -33,6 +34,7 @@ from spikec.compiler.thresholds import (
 )
 from spikec.errors import ConversionError
 from spikec.ir.graph import Graph
+from spikec.ir.nodes import narrowest_int_dtype
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,8 @@ def pipeline(model, example_input, policy: Policy, target: Target, calibration, 
     gm = fold_batchnorm(gm)                                        # BN after conv/linear: exact weights
     fir = lower(gm, example)                                       # table lowering: activations -> IF layers
     check_memory(fir, _calibration_samples(fir, calib, policy),    # refuse early what cannot fit
-                 keep_float_graph=keep_float_graph)
+                 keep_float_graph=keep_float_graph,
+                 weight_bytes=np.dtype(narrowest_int_dtype(target.weight_min, target.weight_max)).itemsize)
     stats = _statistics(gm, fir, calib, policy, opts)              # ReLU thresholds need statistics
     fir = assign_thresholds(fir, stats, policy)                    # theta, v_init, method fields per layer
     fir = set_input_scale(fir, choose_input_scale(                 # integer input = round(x * scale)

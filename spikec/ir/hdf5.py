@@ -39,7 +39,18 @@ from spikec.errors import FormatError, GraphError, OverflowRiskError
 from spikec.fileio import atomic_path
 from spikec.ir.digest import content_digest
 from spikec.ir.graph import Graph
-from spikec.ir.nodes import IF, Conv2d, Dense, Edge, Flatten, Input, Readout, SigmaDelta, SumPool2d
+from spikec.ir.nodes import (
+    IF,
+    Conv2d,
+    Dense,
+    Edge,
+    Flatten,
+    Input,
+    Readout,
+    SigmaDelta,
+    SumPool2d,
+    narrowest_int_dtype,
+)
 
 FORMAT = "spikec-graph"
 VERSION = 4
@@ -104,10 +115,7 @@ def _narrowest(values: np.ndarray) -> np.ndarray:
     an eighth of int64's size); loading widens them back to int64."""
     if not values.size:
         return values
-    lo, hi = int(values.min()), int(values.max())
-    dtype = next(t for t in (np.int8, np.int16, np.int32, np.int64)
-                 if np.iinfo(t).min <= lo and hi <= np.iinfo(t).max)
-    return values.astype(dtype, copy=False)
+    return values.astype(narrowest_int_dtype(int(values.min()), int(values.max())), copy=False)
 
 
 def _text(value: str) -> np.bytes_:

@@ -21,6 +21,12 @@ from spikec.errors import GraphError
 Shape = tuple[int, ...]
 
 
+def narrowest_int_dtype(lo: int, hi: int) -> type:
+    """The narrowest signed numpy integer type that holds every value in [lo, hi]."""
+    return next(t for t in (np.int8, np.int16, np.int32, np.int64)
+                if np.iinfo(t).min <= lo and hi <= np.iinfo(t).max)
+
+
 def _frozen_reuse(arr: np.ndarray) -> bool:
     """Whether `arr` reinterprets the whole of a frozen array that owns its memory (the compiler
     writes integer weights over the float weights they were rounded from)."""

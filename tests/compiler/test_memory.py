@@ -52,6 +52,8 @@ def test_estimate_without_the_float_ir_counts_one_compact_copy_of_the_largest_ed
     assert need < memory.estimate_extra_bytes(fir, 10)
     with pytest.raises(ResourceError, match="for rescaling and rounding"):
         memory.check_memory(fir, 10, available=need - 1, keep_float_graph=False)
+    wide = memory.estimate_extra_bytes(fir, 10, keep_float_graph=False, weight_bytes=2)   # int16 weights
+    assert wide == int(1.1 * (2 * 64 * 300 + 2 * 4 * 300 * 10))
 
 
 def test_row_blocks_cover_every_row_once(monkeypatch):
