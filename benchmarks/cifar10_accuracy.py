@@ -31,7 +31,7 @@ import torch
 
 from spikec import datasets
 from spikec.analysis.evaluate import evaluate
-from spikec.analysis.layer_error import layer_errors
+from spikec.analysis.layer_error import firing_balance, layer_errors
 from spikec.analysis.plots import accuracy_vs_steps
 from spikec.compiler.api import compile_model
 from spikec.compiler.floatsim import simulate
@@ -41,6 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 MARKS = (1, 2, 4, 8, 16, 32)
 FTBC = {"alpha": 0.4, "batches": 2, "batch_size": 100, "steps": 32}
+BALANCE_STEPS = (2, 4, 8)
+BALANCE_GRAPHS = [("plain", "qcfs", {}), ("signed, kappa 0.1", "ecl", {"kappa": 0.1})]
 
 # (row label, pretrained model, method, compile options, target); "float" = float SNN of the row's model
 ROWS = [
@@ -49,11 +51,16 @@ ROWS = [
     ("ResNet-20 QCFS, float SNN", "cifar10_resnet20_qcfs", "qcfs", {}, "float"),
     ("ResNet-20 QCFS + SRP (tau=4)", "cifar10_resnet20_qcfs", "qcfs", {"srp_presim": 4}, "loihi"),
     ("ResNet-20 QCFS + FTBC", "cifar10_resnet20_qcfs", "qcfs", {"ftbc": FTBC}, "loihi"),
-    ("ResNet-20 ECL-style signed", "cifar10_resnet20_qcfs", "ecl", {}, "loihi"),
+    ("ResNet-20 ECL-style signed, kappa 1", "cifar10_resnet20_qcfs", "ecl", {"kappa": 1.0}, "loihi"),
+    ("ResNet-20 ECL-style signed, kappa 0.1", "cifar10_resnet20_qcfs", "ecl", {"kappa": 0.1}, "loihi"),
     ("ResNet-20 QCFS, L-sampled", "cifar10_resnet20_qcfs_multil", "qcfs", {}, "loihi"),
     ("ResNet-20 QCFS, L-sampled + SRP (tau=4)", "cifar10_resnet20_qcfs_multil", "qcfs", {"srp_presim": 4}, "loihi"),
     ("ResNet-20 QCFS, L-sampled + FTBC", "cifar10_resnet20_qcfs_multil", "qcfs", {"ftbc": FTBC}, "loihi"),
-    ("ResNet-20 L-sampled, ECL-style signed", "cifar10_resnet20_qcfs_multil", "ecl", {}, "loihi"),
+    ("ResNet-20 L-sampled, ECL-style signed, kappa 1", "cifar10_resnet20_qcfs_multil", "ecl", {"kappa": 1.0}, "loihi"),
+    ("ResNet-20 L-sampled, ECL-style signed, kappa 0.25", "cifar10_resnet20_qcfs_multil", "ecl", {"kappa": 0.25},
+     "loihi"),
+    ("ResNet-20 L-sampled, ECL-style signed, kappa 0.1", "cifar10_resnet20_qcfs_multil", "ecl", {"kappa": 0.1},
+     "loihi"),
     ("ResNet-20 ReLU, max-norm", "cifar10_resnet20_relu", "maxnorm", {}, "loihi"),
     ("ResNet-20 ReLU, robust", "cifar10_resnet20_relu", "robust", {}, "loihi"),
     ("ResNet-20 ReLU, OPI", "cifar10_resnet20_relu", "opi", {}, "loihi"),
@@ -63,9 +70,11 @@ ROWS = [
     ("VGG QCFS, float SNN", "cifar10_vgg_small_qcfs", "qcfs", {}, "float"),
     ("VGG QCFS + SRP (tau=4)", "cifar10_vgg_small_qcfs", "qcfs", {"srp_presim": 4}, "loihi"),
     ("VGG QCFS + FTBC", "cifar10_vgg_small_qcfs", "qcfs", {"ftbc": FTBC}, "loihi"),
-    ("VGG ECL-style signed", "cifar10_vgg_small_qcfs", "ecl", {}, "loihi"),
+    ("VGG ECL-style signed, kappa 1", "cifar10_vgg_small_qcfs", "ecl", {"kappa": 1.0}, "loihi"),
+    ("VGG ECL-style signed, kappa 0.1", "cifar10_vgg_small_qcfs", "ecl", {"kappa": 0.1}, "loihi"),
     ("VGG QCFS, L-sampled", "cifar10_vgg_small_qcfs_multil", "qcfs", {}, "loihi"),
     ("VGG QCFS, L-sampled + FTBC", "cifar10_vgg_small_qcfs_multil", "qcfs", {"ftbc": FTBC}, "loihi"),
+    ("VGG L-sampled, ECL-style signed, kappa 0.1", "cifar10_vgg_small_qcfs_multil", "ecl", {"kappa": 0.1}, "loihi"),
 ]
 
 # The papers' figures (ANN, then SNN at T), as quoted in the issue; compared by gap (ANN - SNN).
@@ -81,12 +90,15 @@ TARGETS = {
     "ResNet-20 QCFS": {2: 12.0, 4: 5.0, 8: 1.5},
     "ResNet-20 QCFS + SRP (tau=4)": {2: 5.0, 8: 1.0},
     "ResNet-20 QCFS + FTBC": {2: 5.0, 8: 1.0},
-    "ResNet-20 ECL-style signed": {2: 5.0, 8: 1.0},
+    "ResNet-20 ECL-style signed, kappa 1": {2: 5.0, 8: 1.0},
+    "ResNet-20 ECL-style signed, kappa 0.1": {2: 5.0, 8: 1.0},
     "VGG QCFS, L-sampled": {2: 4.3, 4: 1.6, 8: 0.6},
     "ResNet-20 QCFS, L-sampled": {2: 12.0, 4: 5.0, 8: 1.5},
     "ResNet-20 QCFS, L-sampled + SRP (tau=4)": {2: 5.0, 8: 1.0},
     "ResNet-20 QCFS, L-sampled + FTBC": {2: 5.0, 8: 1.0},
-    "ResNet-20 L-sampled, ECL-style signed": {2: 5.0, 8: 1.0},
+    "ResNet-20 L-sampled, ECL-style signed, kappa 1": {2: 5.0, 8: 1.0},
+    "ResNet-20 L-sampled, ECL-style signed, kappa 0.25": {2: 5.0, 8: 1.0},
+    "ResNet-20 L-sampled, ECL-style signed, kappa 0.1": {2: 5.0, 8: 1.0},
 }
 
 
@@ -132,12 +144,23 @@ def per_layer(model_name: str, x) -> list[dict]:
     return layer_errors(graph, model, x[keep], steps=(1, 2, 4, 8, 32))
 
 
+def balance(model_name: str, x) -> dict[str, list[dict]]:
+    """Over- and under-firing per layer (50 images) of the plain QCFS graph and of ECL's signed neurons."""
+    model = pretrained(model_name)
+    keep = torch.linspace(0, len(x) - 1, 50).long()
+    return {label: firing_balance(compile_model(model, x[:1], method=method, **options).graph, x[keep],
+                                  steps=BALANCE_STEPS)
+            for label, method, options in BALANCE_GRAPHS}
+
+
 def analyse(results: dict, x, y, models) -> None:
-    """Per-layer rate errors (50 images) and the ANN at L = T levels (all of x) of the QCFS models."""
-    results.setdefault("layers", {})
-    results.setdefault("ann_levels", {})
+    """Per-layer rate errors and firing balance (50 images) and the ANN at L = T levels (all of x)
+    of the QCFS models."""
+    for key in ("layers", "ann_levels", "balance"):
+        results.setdefault(key, {})
     for name in models:
         results["layers"][name] = per_layer(name, x)
+        results["balance"][name] = balance(name, x)
         results["ann_levels"][name] = ann_at_levels(name, x, y)
 
 
@@ -165,9 +188,13 @@ def ann_accuracy(model_name: str, x, y) -> float:
 
 
 ROW_NOTES = [
-    "`ECL-style signed`: the QCFS model compiled with `method=\"ecl\"` (dual-threshold signed neurons, theta/2 "
-    "start). ECL's learnable clip with L levels (`spikec.quantize.ECLClip(levels=4)`) is the same function as QCFS, "
-    "so the QCFS weights serve; see docs/methods.md for what of ECL is unverified.",
+    "`ECL-style signed, kappa k`: the QCFS model compiled with `method=\"ecl\", kappa=k` (dual-threshold signed "
+    "neurons, theta/2 start; a -1 spike fires at v <= -k theta while the neuron's net count is > 0 and gives theta "
+    "back). ECL's learnable clip with L levels (`spikec.quantize.ECLClip(levels=4)`) is the same function as QCFS, "
+    "so the QCFS weights serve; see docs/methods.md for what of ECL is unverified. kappa 1 is SNM's symmetric "
+    "choice (and the only one the rule before graph format 5 kept exact); kappa 0.1, spikec's default since "
+    "session 7, fires a -1 spike as soon as the membrane falls just below the reset level, which is where a "
+    "neuron that started at theta/2 shows it has over-fired (see the over/under-firing tables below).",
     f"`FTBC`: `ftbc={FTBC}` on 1,000 training images; the compile time includes the calibration. Its settings "
     "are not the lever (`benchmarks/ftbc_sweep.py`, ResNet-20, 1,000 test images, ANN 85.3 %, session 6): alpha "
     "0.2-0.6 with 1-2 batches of 100-200 images gave T=2 70.0-72.6 % and T=8 85.0-85.7 % (this default: 71.2 / "
@@ -253,6 +280,7 @@ def markdown(results: dict, results_path: Path) -> str:
         lines.append(f"| {name} | {ann:.2f} | {cells} |")
     lines += [""] + [f"- {note}" for note in PAPER_NOTES] + [""]
     lines += layer_tables(results)
+    lines += balance_tables(results)
     lines += ["## The models", "", "Trained on this 2-core CPU by `benchmarks/train_cifar10.py` (bf16 autocast, "
               "1 thread); weights in `spikec/pretrained/`. ANN accuracy on all 10,000 test images, float32.", "",
               "| model | command | seed | epochs | train wall time | ANN test accuracy |", "|---|---|---|---|---|---|"]
@@ -308,6 +336,30 @@ def resolution_and_timing(results: dict) -> list[str]:
             out.append(f"| {ARCHS.get(model, model)} | {t} | {ann:.2f} | {at_l:.2f} | {snn:.2f} | "
                        f"{ann - at_l:+.2f} | {at_l - snn:+.2f} |")
     return out + [""]
+
+
+def balance_tables(results: dict) -> list[str]:
+    """Per layer, the share of neurons that over- / under-fired at T = 2 and 8 (plain vs signed)."""
+    out = []
+    for name, graphs in results.get("balance", {}).items():
+        labels = list(graphs)
+        rows = {label: {r["layer"]: r for r in graphs[label]} for label in labels}
+        heads = [(label, kind, t) for t in (2, 8) for label in labels for kind in ("over", "under")]
+        out += [f"## Over- or under-firing: {name}, layer by layer", "",
+                "Share of each IF layer's neurons (%, 50 test images) whose net spike count after T local steps is "
+                "above (*over*) or below (*under*) what the same summed input would give had it arrived evenly "
+                "(`spikec.analysis.firing_balance`, read off the integer run). Over-firing is an early spike "
+                "followed by negative input: a -1 spike undoes it, and ECL-style signed neurons with their "
+                "trigger just below the reset level (kappa 0.1) do. Under-firing is input that came too late to "
+                "be sent: only more steps help (SRP's pre-simulation).", "",
+                "| layer | " + " | ".join(f"{kind} T={t} ({label})" for label, kind, t in heads) + " |",
+                "|---|" + "---|" * len(heads)]
+        for layer in rows[labels[0]]:
+            out.append(f"| {layer} | " + " | ".join(f"{100 * rows[label][layer][kind][str(t)]:.2f}"
+                                                     for label, kind, t in heads) + " |")
+        means = [100 * np.mean([r[kind][str(t)] for r in graphs[label]]) for label, kind, t in heads]
+        out += ["| mean | " + " | ".join(f"{m:.2f}" for m in means) + " |", ""]
+    return out
 
 
 def layer_tables(results: dict) -> list[str]:
@@ -409,6 +461,7 @@ def main(argv=None) -> int:
                    "ann": anns, "rows": keep_rows}
         results["layers"] = previous.get("layers", {}) if keep_rows else {}
         results["ann_levels"] = previous.get("ann_levels", {}) if keep_rows else {}
+        results["balance"] = previous.get("balance", {}) if keep_rows else {}
         analyse(results, x, y, [name for name in ARCHS if any(r[1] == name for r in rows)])
         for row in rows:
             results["rows"].append(run_row(*row, x, y, x_calib, args.steps, args.batch_size))

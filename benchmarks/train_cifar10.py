@@ -11,6 +11,9 @@ Recipe: random crop with 4-pixel zero padding and horizontal flip, SGD (momentum
 weight decay 5e-4 (on every parameter, thresholds included, as in the QCFS code), batch 128,
 one linear warm-up epoch then a cosine schedule to 0, stepped per batch; bf16 autocast on the CPU
 (AMX) with channels-last tensors for speed, and the test accuracy measured in float32 at the end.
+`--compile` runs the training forward pass through torch.compile: QCFS's clamp/floor/scale chain
+and BatchNorm are fused, which measured 2.8x faster per step on one thread (ResNet-20, batch 128;
+the eager step spends about 85 % of its time in element-wise kernels, not in convolutions).
 Activations: `relu` (plain), `qcfs` (L levels) or `ecl` (learnable clip; L levels or --levels 0 for
 the pure clip). Thresholds start from data: the 99.9th percentile of each layer's input on 512
 training images (spikec.quantize.calibrate_thresholds); with --finetune, on the trained ReLU
@@ -81,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the training forward pass (about a minute to compile, then ~2.8x faster)")
     ap.add_argument("--sample-levels", type=lambda v: [int(t) for t in v.split(",")],
                     help="train with every QCFS layer at L drawn per batch from this list (e.g. 1,2,4,8), so "
                          "the net stays accurate at coarser levels (fewer SNN steps); tests at --levels")
@@ -115,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             thresholds = calibrate_thresholds(model, x_train[:512])
             print("initial thresholds:", {k: round(v, 3) for k, v in thresholds.items()}, flush=True)
     model = model.to(memory_format=torch.channels_last)
+    forward = torch.compile(model) if args.compile else model
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
                           weight_decay=args.weight_decay)
     steps_per_epoch = len(x_train) // args.batch_size
@@ -147,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 set_levels(model, args.sample_levels[int(torch.randint(len(args.sample_levels), (1,),
                                                                        generator=gen))])
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                logits = model(xb)
+                logits = forward(xb)
                 loss = F.cross_entropy(logits.float(), y_train[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()

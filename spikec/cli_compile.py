@@ -94,7 +94,7 @@ def _method_options(srp_tau, ftbc, ftbc_alpha, ftbc_batches, ftbc_batch_size, ka
               f"[default: {FTBC_DEFAULTS['batches']}]")
 @click.option("--ftbc-batch-size", type=click.IntRange(1), help=f"FTBC samples per batch "
               f"[default: {FTBC_DEFAULTS['batch_size']}]")
-@click.option("--kappa", type=float, help="with --method ecl: theta_neg = kappa * theta [default: 1.0]")
+@click.option("--kappa", type=float, help="with --method ecl: a -1 spike fires at v <= -kappa * theta [default: 0.1]")
 @click.option("--gate", type=click.Choice(["net", "none"]), help="with --method ecl: negative-spike gate "
               "[default: net]")
 @click.option("--sd-levels", type=click.IntRange(1), help="with --target loihi-sdnn: message levels per threshold "

@@ -48,3 +48,44 @@ def layer_errors(graph, model, x: torch.Tensor, steps=(1, 2, 4, 8, 16, 32)) -> l
 def _per_channel(value: np.ndarray, shape) -> np.ndarray:
     value = np.asarray(value)
     return value.reshape((-1,) + (1,) * (len(shape) - 1)) if value.ndim == 1 and len(shape) > 1 else value
+
+
+def firing_balance(graph, x: torch.Tensor, steps=(2, 4, 8), chunk: int = 10) -> list[dict]:
+    """Rows {layer, over: {T: fraction}, under: {T: fraction}}: per IF layer, the share of neurons
+    whose net spike count after T local steps is above (over-firing) or below (under-firing) the
+    count the same summed input would give if it had arrived evenly, one T-th per step.
+
+    For subtract reset that count is clip(floor((v_init + S) / theta), low, T) with S the summed
+    input, and v_init + S = v_T + theta * net_T, so it is read off the integer run itself
+    (low = -T for ungated signed layers, else 0). Over-firing is an early spike followed by
+    negative input, which a -1 spike can undo; under-firing is input that came too late to be sent.
+    Layers with reset "zero" or an SRP pre-simulation are left out. x: float samples (encoded with
+    graph.encode), or 0/1 spike trains [batch, time, ...] for a spike-encoded input."""
+    from spikec.backends import get
+
+    backend = get("torch")
+    starts = graph.start_steps()
+    layers = [layer for layer in graph.if_layers if layer.reset == "subtract" and not layer.presim]
+    t_max = max(steps)
+    over = {layer.name: np.zeros(len(steps)) for layer in layers}
+    under = {layer.name: np.zeros(len(steps)) for layer in layers}
+    count = {layer.name: 0 for layer in layers}
+    for i in range(0, len(x), chunk):
+        part = np.asarray(x[i:i + chunk])
+        part = part.astype(np.int64) if graph.input.encoding == "spikes" else graph.encode(part)
+        trace = backend.run(graph, part, t_max, record=True, record_v=True)
+        for layer in layers:
+            first = starts[layer.name] - 1
+            theta = np.broadcast_to(_per_channel(layer.theta, layer.shape), layer.shape)
+            low_all = layer.theta_neg is not None and layer.gate == "none"
+            net = np.cumsum(trace.spikes[layer.name][first:first + t_max].astype(np.int64), axis=0)
+            volts = trace.voltages[layer.name][first:first + t_max]
+            for j, t in enumerate(steps):
+                even = np.clip(np.floor_divide(volts[t - 1] + theta * net[t - 1], theta), -t if low_all else 0, t)
+                over[layer.name][j] += np.count_nonzero(net[t - 1] > even)
+                under[layer.name][j] += np.count_nonzero(net[t - 1] < even)
+            count[layer.name] += net[0].size
+    return [{"layer": layer.name,
+             "over": {t: float(over[layer.name][j] / count[layer.name]) for j, t in enumerate(steps)},
+             "under": {t: float(under[layer.name][j] / count[layer.name]) for j, t in enumerate(steps)}}
+            for layer in layers]

@@ -8,7 +8,9 @@ Membrane over T steps of the IF rule (SEMANTICS §3), with per-step total input 
 (synaptic current + bias + schedule):
     subtract reset: v <= max(v_init, theta - 1) + (T - 1) * max(0, hi - theta) + max(0, hi)
                     v >= min(v_init, 0) + T * min(0, lo)        (unsigned spikes)
-    signed (theta_neg): symmetric lower bound with theta_neg;  readout: |acc| <= T * max(|lo|, |hi|)
+    signed, no gate: v >= min(v_init, -(theta_neg - 1)) + (T - 1) * min(0, lo + theta) + min(0, lo)
+    (a -1 spike fires at v <= -theta_neg and gives theta back; a gated layer may never send one, so
+    it gets the unsigned bound);  readout: |acc| <= T * max(|lo|, |hi|)
 """
 
 from __future__ import annotations
@@ -86,8 +88,8 @@ def membrane_range(lo, hi, theta, v_init, theta_neg, steps: int, reset: str = "s
     top = start_hi + (steps - 1) * drift_up + hi_p
     if theta_neg is None:
         bottom = np.minimum(v_init, 0) + steps * lo_n
-    else:
-        drift_down = np.minimum(0, lo + theta_neg) if reset == "subtract" else 0
+    else:   # a -1 spike fires at v <= -theta_neg and gives theta back
+        drift_down = np.minimum(0, lo + theta) if reset == "subtract" else 0
         bottom = np.minimum(v_init, -(theta_neg - 1)) + (steps - 1) * drift_down + lo_n
     return bottom, top
 
@@ -156,7 +158,9 @@ def layer_bounds(graph: Graph, name: str, steps: int | None) -> dict:
         return out
     theta, _ = per_channel_extremes(node.theta, node.shape)
     v_lo, v_hi = per_channel_extremes(node.v_init, node.shape)
-    tneg = None if node.theta_neg is None else per_channel_extremes(node.theta_neg, node.shape)[1]
+    # a gated signed layer may never send a -1 spike (net <= 0): its membrane falls like an unsigned one's
+    signed = node.theta_neg is not None and node.gate == "none"
+    tneg = per_channel_extremes(node.theta_neg, node.shape)[1] if signed else None
 
     def reach(t):
         low, _ = membrane_range(lo_t, hi_t, theta, v_lo, tneg, t, node.reset)

@@ -20,7 +20,7 @@ taking the `ftbc=dict(...)` and `srp_presim=tau` options) and "ftbc", "srp", "ec
 those passes on by default, or with signed neurons: `kappa`, `gate`):
 
     spikec.compile(model, x, method="qcfs", calibration=data, ftbc=dict(alpha=0.4, batches=3))
-    spikec.compile(model, x, method="ecl", kappa=1.0, gate="net")
+    spikec.compile(model, x, method="ecl", kappa=0.1, gate="net")
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 
 from spikec.conversion.ftbc import DEFAULTS as FTBC_DEFAULTS
 from spikec.conversion.ftbc import calibrate as ftbc_calibrate
-from spikec.conversion.signed import apply_signed
+from spikec.conversion.signed import DEFAULT_KAPPA, apply_signed
 from spikec.conversion.srp import apply_srp
 from spikec.errors import ConversionError, UnsupportedError
 from spikec.registry import Registry
@@ -121,7 +121,7 @@ def post_pass(signed: bool = False, **defaults) -> Callable[[Any, CompileContext
     def post(graph, ctx: CompileContext):
         opts = {**defaults, **ctx.options}
         if signed:
-            graph = apply_signed(graph, kappa=opts.get("kappa", 1.0), gate=opts.get("gate", "net"))
+            graph = apply_signed(graph, kappa=opts.get("kappa", DEFAULT_KAPPA), gate=opts.get("gate", "net"))
         ftbc, tau = opts.get("ftbc"), opts.get("srp_presim")
         if ftbc not in (None, False) and tau:
             raise UnsupportedError("FTBC and SRP cannot be combined (SRP's pre-simulation shifts FTBC's "
@@ -158,5 +158,5 @@ register(Policy(
     **{**_QCFS, "post": post_pass(srp_presim=SRP_DEFAULT_TAU)}))
 register(Policy(
     "ecl", "ECL-style (Liu et al. 2025; partly unverified): learnable clip, v_init theta/2, "
-    "dual-threshold signed neurons theta_neg = kappa*theta (kappa=1.0), gate 'net'",
+    f"dual-threshold signed neurons theta_neg = kappa*theta (kappa={DEFAULT_KAPPA}), gate 'net'",
     **{**_QCFS, "signed": True, "post": post_pass(signed=True), "options": ECL_OPTIONS + COMBINABLE}))

@@ -99,7 +99,7 @@ def replay_step(v, net, drive, target, theta, theta_neg=None):
     e = theta * pos - target if neg is None else theta * pos - theta * neg - target
     m = m - e
     pos, neg = dynamics.fire(m, theta, theta_neg, None if net is None else net > 0)
-    v = dynamics.reset(m, pos, neg, theta, theta_neg, "subtract")
+    v = dynamics.reset(m, pos, neg, theta, "subtract")
     if net is not None:
         net = net + pos.to(net.dtype) - neg.to(net.dtype)
     return v, net, e

@@ -5,13 +5,15 @@ choice, and membranes start at theta/2. NOT verified (paper text unreachable, no
 the negative-spike condition, the negative threshold value, the reset rule and the gate.
 Implemented here (closest published design, SNM, Wang et al. IJCAI 2022):
 
-    theta_neg = round(kappa * theta)        (kappa = 1.0: SNM's symmetric choice)
+    theta_neg = max(round(kappa * theta), 1)    (default kappa 0.1; SNM's symmetric choice is 1.0)
     negative spike when v <= -theta_neg and, with gate "net", the neuron's net emitted count > 0
-    reset: v += theta_neg on a negative spike (IR semantics, SEMANTICS.md §3)
+    reset: v += theta on a negative spike, the value it sends (IR semantics, docs/semantics.md)
 
-A negative spike travels through the same synapses as a positive one (value -theta downstream)
-while the membrane only gets theta_neg back, so kappa != 1 leaves (1 - kappa) theta unaccounted
-per negative spike; kappa = 1 keeps the membrane's bookkeeping exact.
+theta_neg only sets when a -1 spike fires. A neuron that started at theta/2 and has sent its
+rounded share holds v in [0, theta); v < 0 means it sent more than its input so far warrants
+(over-firing: an early spike, then negative input). kappa -> 0 (theta_neg = 1) answers every
+over-firing at once; measured on CIFAR-10 (docs/cifar10.md) that is best at T = 2 but makes
+neurons flicker at larger T, and kappa = 0.1 is close to best at every T.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from spikec.errors import ConversionError
 from spikec.ir import Graph
 
 GATES = ("net", "none")
+DEFAULT_KAPPA = 0.1   # measured on CIFAR-10 ResNet-20 / VGG (docs/cifar10.md); SNM used 1.0
 
 
-def apply_signed(graph: Graph, kappa: float = 1.0, gate: str = "net") -> Graph:
-    """Return a copy of `graph` whose IF layers also emit -1 spikes (theta_neg = round(kappa*theta)).
+def apply_signed(graph: Graph, kappa: float = DEFAULT_KAPPA, gate: str = "net") -> Graph:
+    """Return a copy of `graph` whose IF layers also emit -1 spikes (theta_neg = max(round(kappa*theta), 1)).
 
     Layers that are already signed without a gate (the compiler's signed clips of linear
     bottlenecks, spikec.quantize.SignedClip) keep their neurons."""

@@ -93,13 +93,14 @@ def fire(v, theta, theta_neg=None, gate_open=None):
     return pos, neg
 
 
-def reset(v, pos, neg, theta, theta_neg=None, mode: str = "subtract"):
-    """The membrane after firing: subtract theta (pos) / add theta_neg (neg), or 0 where it fired."""
+def reset(v, pos, neg, theta, mode: str = "subtract"):
+    """The membrane after firing: subtract the value of the spike it sent (theta for +1, -theta for
+    -1: theta_neg is only the negative spike's trigger level), or 0 where it fired."""
     if mode == "zero":
         fired = pos if neg is None else pos | neg
         return v * ~fired
     v = v - pos * theta
-    return v if neg is None else v + neg * theta_neg
+    return v if neg is None else v + neg * theta
 
 
 def if_step(params: IFParams, state: IFState, current: np.ndarray, k: int) -> tuple[IFState, np.ndarray]:
@@ -117,7 +118,7 @@ def if_step(params: IFParams, state: IFState, current: np.ndarray, k: int) -> tu
     gate_open = state.net > 0 if params.gate == "net" else None
     pos, neg = fire(v, params.theta, params.theta_neg, gate_open)
     s = pos.astype(np.int64) - (0 if neg is None else neg.astype(np.int64))
-    v = reset(v, pos, neg, params.theta, params.theta_neg, params.reset)
+    v = reset(v, pos, neg, params.theta, params.reset)
     out = s * state.mask
     mask, net = state.mask, state.net + out
     if params.presim and k == params.presim:

@@ -1,7 +1,7 @@
 """spikec's one on-disk format: a versioned HDF5 file (h5py).
 
-Layout (version 4):
-    /                attrs: format="spikec-graph", version=4,
+Layout (version 5):
+    /                attrs: format="spikec-graph", version=5,
                      content_sha256=<spikec.ir.digest.content_digest of the stored graph>
     /meta            dataset: the compile metadata as UTF-8 JSON bytes (uint8)
     /populations/<i> attrs: kind (Input | IF | SigmaDelta | Readout), name, shape, scalar fields, absent;
@@ -15,10 +15,13 @@ versions 3 and 4 never read one. From version 3 on every field is required: an o
 (bias_schedule, theta_neg) is listed in the population's `absent` attribute (comma-separated)
 instead of being silently left out, and the content hash must match what is read back.
 
-Older files still load: version 3 has no SigmaDelta layers and no readout `bias_steps` (read as 0);
-version 2 has no hash, no `absent`, variable-length strings and meta as a
-root attribute (a missing v_init or bias reads as
-0, a missing bias_schedule or theta_neg as None); version 1 also lacks the edges' weight_exp (0).
+Older files still load. Version 5 changed no layout, only a rule: a -1 spike gives back theta
+(the value it sent) where versions 1-4 gave back theta_neg; the two agree when theta_neg = theta, so
+an older file loads unless one of its signed layers has theta_neg != theta (then FormatError: it
+was compiled for the old rule; recompile it). Version 3 has no SigmaDelta layers and no readout
+`bias_steps` (read as 0); version 2 has no hash, no `absent`, variable-length strings and meta as a
+root attribute (a missing v_init or bias reads as 0, a missing bias_schedule or theta_neg as None);
+version 1 also lacks the edges' weight_exp (0).
 
 Loading is defensive: every value is type- and range-checked, every size read from the file is
 bounded before anything is allocated, and every way a file can be wrong (including errors raised
@@ -53,7 +56,8 @@ from spikec.ir.nodes import (
 )
 
 FORMAT = "spikec-graph"
-VERSION = 4
+VERSION = 5
+NEG_RESET_VERSION = 5  # from this version on a -1 spike gives back theta, not theta_neg
 HASH_ATTR = "content_sha256"
 ABSENT_ATTR = "absent"
 
@@ -98,7 +102,7 @@ _BAD_FILE_ERRORS = (OSError, KeyError, TypeError, ValueError, IndexError, Overfl
 
 
 def save(graph: Graph, path) -> None:
-    """Write `graph` to `path` atomically (format version 4, with its content hash)."""
+    """Write `graph` to `path` atomically (format version 5, with its content hash)."""
     graph.validate()
     path = Path(path)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
@@ -163,7 +167,7 @@ def _write(f: h5py.File, graph: Graph) -> None:
 
 
 def load(path) -> Graph:
-    """Read a graph written by `save` (format version 1-3); raise FormatError for any file that is
+    """Read a graph written by `save` (format version 1-5); raise FormatError for any file that is
     missing, damaged, of another format or version, or that holds an invalid graph."""
     path = Path(path)
     try:
@@ -192,7 +196,21 @@ def _load(path: Path) -> Graph:
             if stored != content_digest(graph):
                 raise FormatError(f"{path}: content hash mismatch: the file was altered or damaged after it "
                                   "was written")
+        if reader.version < NEG_RESET_VERSION:
+            _check_old_negative_reset(path, reader.version, graph)
     return graph.validate()
+
+
+def _check_old_negative_reset(path: Path, version: int, graph: Graph) -> None:
+    """Refuse a file from before format 5 whose signed layers ran by the old -1 reset (v += theta_neg)
+    with theta_neg != theta: under today's rule (v += theta) it would compute something else."""
+    for node in graph.if_layers:
+        if node.theta_neg is not None:
+            theta, theta_neg = np.broadcast_arrays(np.asarray(node.theta), np.asarray(node.theta_neg))
+            if not np.array_equal(theta, theta_neg):
+                raise FormatError(f"{path}: population {node.name!r} has signed neurons with theta_neg != theta, "
+                                  f"stored in format version {version}, whose -1 spikes gave back theta_neg; "
+                                  f"format {NEG_RESET_VERSION} gives back theta. Recompile the model with this spikec")
 
 
 def _short(err: BaseException, limit: int = 300) -> str:

@@ -187,7 +187,7 @@ class IF:
         pos = v >= theta
         neg = theta_neg is set and v <= -theta_neg and gate           # pos wins; never both
         s   = pos - neg                                               # in {-1, 0, +1}
-        reset "subtract": v -= theta where pos; v += theta_neg where neg
+        reset "subtract": v -= theta where pos; v += theta where neg     # the value each spike sent
         reset "zero":     v = 0 where s != 0
         out = s * mask                                                # mask starts all ones
         net += out

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import spikec
-from spikec.analysis.layer_error import layer_errors
+from spikec.analysis.layer_error import firing_balance, layer_errors
 from spikec.quantize import QCFS
 
 
@@ -24,3 +24,23 @@ def test_first_layer_rate_matches_the_quantised_activation_at_t_equal_l():
     assert row["error"][4] < 0.02
     assert row["error"][1] > row["error"][4]
     assert 0 <= row["snn_rate"][8] <= 1 and abs(row["ann_rate"] - row["snn_rate"][4]) < 0.02
+
+
+def _early_then_negative(theta_neg=None):
+    """One IF neuron (theta 4, v_init 2) driven +4 at k=1 and -3 at k=2: it spikes at k=1 although the
+    summed input (+1) warrants no spike over two steps."""
+    layer = spikec.IF("l", (1,), theta=4, v_init=2, theta_neg=theta_neg, gate="net" if theta_neg else "none")
+    return spikec.Graph([spikec.Input("x", (2,), encoding="spikes"), layer, spikec.Readout("out", (1,))],
+                        [spikec.Edge("x", "l", (spikec.Dense([[4, -3]]),)),
+                         spikec.Edge("l", "out", (spikec.Dense([[1]]),))]).validate()
+
+
+def test_firing_balance_counts_an_early_spike_as_over_firing_and_a_negative_spike_undoes_it():
+    x = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])   # [batch, time, channels] spike input
+    plain = firing_balance(_early_then_negative(), x, steps=(1, 2))
+    # k=1: v = 6 -> spike; the even count of +4 in one step is floor((2 + 4) / 4) = 1: balanced.
+    # k=2: v = 2 - 3 = -1, net 1; the even count of +1 in two steps is floor((2 + 1) / 4) = 0: over.
+    assert plain == [{"layer": "l", "over": {1: 0.0, 2: 1.0}, "under": {1: 0.0, 2: 0.0}}]
+    signed = firing_balance(_early_then_negative(theta_neg=1), x, steps=(1, 2))
+    # k=2: v = -1 <= -1 with net 1 > 0 -> a -1 spike, v = 3, net 0 = the even count
+    assert signed[0]["over"] == {1: 0.0, 2: 0.0} and signed[0]["under"] == {1: 0.0, 2: 0.0}

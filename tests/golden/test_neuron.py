@@ -91,11 +91,12 @@ def test_negative_spikes_without_gate(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("gate, expected, readout", [
-    # k=1: v = 6 -> +1, v = 1, net = 1.  k=2: v = -3 <= -3 and net > 0 -> -1, v = 0, net = 0.
-    # k=3: v = -4: "net" blocks (net = 0), "none" fires -> v = -1.  k=4: "net" v = -8;
-    # "none" v = -5 -> -1, v = -2.  k=5: no input.
+    # k=1: v = 6 -> +1, v = 1, net = 1.  k=2: v = -3 <= -3 and net > 0 -> -1, v = -3 + theta = 2,
+    # net = 0 (a -1 spike gives back theta, the value it sent; theta_neg is only its trigger).
+    # k=3: v = -2 > -3: no spike.  k=4: v = -6: "net" blocks (net = 0); "none" fires -> v = -1.
+    # k=5: no input.
     ("net", [1, -1, 0, 0, 0], 0),
-    ("none", [1, -1, -1, -1, 0], -2),
+    ("none", [1, -1, 0, -1, 0], -1),
 ])
 def test_negative_spike_gate(backend, gate, expected, readout):
     """Spike input on two channels through weights [6, -4]; theta = 5, theta_neg = 3.

@@ -46,11 +46,11 @@ def reference_run(layer: IF, currents: np.ndarray):
 
 
 def test_step_by_hand_subtract_signed_net_gate():
-    """theta 5, theta_neg 3, gate net: k=1 v = 6 -> +1, v = 1; k=2 v = -3 -> -1 (net 1 > 0), v = 0;
-    k=3 v = -4: the gate is shut (net 0), no spike."""
+    """theta 5, theta_neg 3, gate net: k=1 v = 6 -> +1, v = 1; k=2 v = -3 -> -1 (net 1 > 0), v = -3 + 5
+    = 2 (a -1 spike gives back theta); k=3 v = -4 <= -3 but the gate is shut (net 0): no spike."""
     layer = IF("l", (1,), theta=5, theta_neg=3, gate="net")
-    spikes, volts, sat = reference_run(layer, np.array([6, -4, -4])[:, None, None])
-    assert spikes[:, 0, 0].tolist() == [1, -1, 0] and volts[:, 0, 0].tolist() == [1, 0, -4] and sat == 0
+    spikes, volts, sat = reference_run(layer, np.array([6, -4, -6])[:, None, None])
+    assert spikes[:, 0, 0].tolist() == [1, -1, 0] and volts[:, 0, 0].tolist() == [1, 2, -4] and sat == 0
 
 
 def test_step_saturates_zero_resets_and_latches():

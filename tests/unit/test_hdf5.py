@@ -34,7 +34,7 @@ def test_round_trip_equals_original(tmp_path_factory, case):
 @pytest.fixture
 def small_graph():
     return spikec.Graph(
-        [spikec.Input("x", (4,)), spikec.IF("h", (3,), theta=np.array([4, 5, 6]), theta_neg=np.array(4)),
+        [spikec.Input("x", (4,)), spikec.IF("h", (3,), theta=np.array([4, 5, 6]), theta_neg=np.array([4, 5, 6])),
          spikec.Readout("out", (2,))],
         [spikec.Edge("x", "h", (spikec.Dense(np.arange(12).reshape(3, 4) - 6),)),
          spikec.Edge("h", "out", (spikec.Dense(np.ones((2, 3), np.int64)),), delay=2, weight_exp=3)])
@@ -54,10 +54,12 @@ def rehash(path):
 
 
 def downgrade(path, version):
-    """Turn a version-4 file into what spikec wrote at `version`: no readout bias_steps (3); also
+    """Turn a version-5 file into what spikec wrote at `version`: same layout (4); no readout bias_steps (3); also
     no hash, no absent markers, variable-length strings, meta as a root attribute (2)."""
     with h5py.File(path, "r+") as f:
         f.attrs["version"] = version
+        if version >= 4:
+            return
         for g in f["populations"].values():
             if "bias_steps" in g.attrs:
                 del g.attrs["bias_steps"]
@@ -91,9 +93,9 @@ def set_meta(path, text: str):
         f["meta"] = np.frombuffer(text.encode(), np.uint8)
 
 
-def test_file_layout_version_4(saved):
+def test_file_layout_version_5(saved):
     with h5py.File(saved, "r") as f:
-        assert f.attrs["version"] == 4
+        assert f.attrs["version"] == 5
         assert len(f.attrs[hdf5.HASH_ATTR]) == 64
         assert f["populations/1"].attrs[hdf5.ABSENT_ATTR] == b"bias_schedule"
         assert f["populations/2"].attrs[hdf5.ABSENT_ATTR] == b""
@@ -138,6 +140,22 @@ def test_truncated(saved):
     data = saved.read_bytes()
     saved.write_bytes(data[: len(data) // 2])
     load_error(saved)
+
+
+def test_version_4_signed_layer_with_its_own_theta_neg_is_refused(tmp_path, small_graph):
+    """Before format 5 a -1 spike gave back theta_neg; a layer with theta_neg != theta would now
+    compute something else, so it is refused by name. theta_neg = theta means the same either way."""
+    layer = small_graph.nodes["h"]
+    other = spikec.Graph([small_graph.nodes["x"], dataclasses.replace(layer, theta_neg=np.array(2)),
+                          small_graph.nodes["out"]], small_graph.edges).validate()
+    for graph, name in ((small_graph, "same.h5"), (other, "other.h5")):
+        spikec.save(graph, tmp_path / name)
+        downgrade(tmp_path / name, 4)
+    assert graphs_equal(spikec.load(tmp_path / "same.h5"), small_graph)
+    err = load_error(tmp_path / "other.h5")
+    assert "'h'" in str(err) and "theta_neg != theta" in str(err) and "version 4" in str(err)
+    spikec.save(other, tmp_path / "now.h5")
+    assert graphs_equal(spikec.load(tmp_path / "now.h5"), other)
 
 
 def test_future_version(saved):

@@ -91,7 +91,7 @@ def if_update(layer: dict) -> str:
         gate = " and net > 0" if layer["gate"] == "net" else ""
         lines.append(f"down = int(k >= 1 and v <= -theta_neg{gate}) * (1 - up)")
     if layer["reset"] == "subtract":
-        lines.append("v = v - up * theta" + (" + down * theta_neg" if signed else ""))
+        lines.append("v = v - up * theta" + (" + down * theta" if signed else ""))
     else:
         lines.append("v = v * (1 - up" + (" - down)" if signed else ")"))
     spike = "(up - down)" if signed else "up"

@@ -36,7 +36,7 @@ from spikec.errors import BackendError
 MANIFEST = "spikec.json"
 RUN_PREFIX = "run."   # + pid + "-": a run's input and result files, inside its project
 _BUILD = re.compile(r"\.[0-9a-f]{32}\.(\d+)-\w+")   # a project being built, by process pid
-CACHE_VERSION = 1
+CACHE_VERSION = 2   # 2: a -1 spike gives back theta (was theta_neg)
 SYNAPSE_BUDGET = 2_000_000  # simulated synapses per binary run (see default_chunk)
 
 

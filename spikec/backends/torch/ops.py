@@ -302,8 +302,6 @@ def if_scan(layer: IF, drive: list[torch.Tensor], batch: int, dtype: torch.dtype
             s.sub_(neg.to(dtype))
         if layer.reset == "zero":
             v.masked_fill_(s != 0, 0)
-        elif signed:
-            v.sub_(torch.where(s > 0, theta, torch.where(s < 0, -theta_neg, 0)))
         else:
             v.addcmul_(s, theta, value=-1)
         if mask is not None:
