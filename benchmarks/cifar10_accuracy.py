@@ -61,6 +61,9 @@ ROWS = [
      "loihi"),
     ("ResNet-20 L-sampled, ECL-style signed, kappa 0.1", "cifar10_resnet20_qcfs_multil", "ecl", {"kappa": 0.1},
      "loihi"),
+    ("ResNet-20 QCFS, 50 epochs", "cifar10_resnet20_qcfs_e50", "qcfs", {}, "loihi"),
+    ("ResNet-20 QCFS, 50 epochs + SRP (tau=4)", "cifar10_resnet20_qcfs_e50", "qcfs", {"srp_presim": 4}, "loihi"),
+    ("ResNet-20 50 epochs, ECL-style signed, kappa 0.1", "cifar10_resnet20_qcfs_e50", "ecl", {"kappa": 0.1}, "loihi"),
     ("ResNet-20 ReLU, max-norm", "cifar10_resnet20_relu", "maxnorm", {}, "loihi"),
     ("ResNet-20 ReLU, robust", "cifar10_resnet20_relu", "robust", {}, "loihi"),
     ("ResNet-20 ReLU, OPI", "cifar10_resnet20_relu", "opi", {}, "loihi"),
@@ -92,6 +95,9 @@ TARGETS = {
     "ResNet-20 QCFS + FTBC": {2: 5.0, 8: 1.0},
     "ResNet-20 ECL-style signed, kappa 1": {2: 5.0, 8: 1.0},
     "ResNet-20 ECL-style signed, kappa 0.1": {2: 5.0, 8: 1.0},
+    "ResNet-20 QCFS, 50 epochs": {2: 12.0, 4: 5.0, 8: 1.5},
+    "ResNet-20 QCFS, 50 epochs + SRP (tau=4)": {2: 5.0, 8: 1.0},
+    "ResNet-20 50 epochs, ECL-style signed, kappa 0.1": {2: 5.0, 8: 1.0},
     "VGG QCFS, L-sampled": {2: 4.3, 4: 1.6, 8: 0.6},
     "ResNet-20 QCFS, L-sampled": {2: 12.0, 4: 5.0, 8: 1.5},
     "ResNet-20 QCFS, L-sampled + SRP (tau=4)": {2: 5.0, 8: 1.0},
@@ -436,6 +442,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_study_arguments(ap, 10000, None)
     ap.add_argument("--rows", nargs="*", help="only these row labels")
+    ap.add_argument("--no-analysis", action="store_true",
+                    help="run the rows only; keep the per-layer analyses already in --results")
     ap.add_argument("--analysis-only", action="store_true",
                     help="recompute the per-layer errors and the ANN at L = T levels into --results, then the docs")
     args = ap.parse_args(argv)
@@ -462,7 +470,8 @@ def main(argv=None) -> int:
         results["layers"] = previous.get("layers", {}) if keep_rows else {}
         results["ann_levels"] = previous.get("ann_levels", {}) if keep_rows else {}
         results["balance"] = previous.get("balance", {}) if keep_rows else {}
-        analyse(results, x, y, [name for name in ARCHS if any(r[1] == name for r in rows)])
+        if not args.no_analysis:
+            analyse(results, x, y, [name for name in ARCHS if any(r[1] == name for r in rows)])
         for row in rows:
             results["rows"].append(run_row(*row, x, y, x_calib, args.steps, args.batch_size))
             results["rows"].sort(key=lambda r: [row[0] for row in ROWS].index(r["label"]))
