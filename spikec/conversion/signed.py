@@ -12,8 +12,8 @@ Implemented here (closest published design, SNM, Wang et al. IJCAI 2022):
 theta_neg only sets when a -1 spike fires. A neuron that started at theta/2 and has sent its
 rounded share holds v in [0, theta); v < 0 means it sent more than its input so far warrants
 (over-firing: an early spike, then negative input). kappa -> 0 (theta_neg = 1) answers every
-over-firing at once; measured on CIFAR-10 (docs/cifar10.md) that is best at T = 2 but makes
-neurons flicker at larger T, and kappa = 0.1 is close to best at every T.
+over-firing at once, best at T = 2 but neurons then flicker +1/-1 at larger T; kappa = 0.1 keeps
+most of the T = 2 gain; from T = 8 on the best kappa depends on the model (docs/methods.md, docs/cifar10.md).
 """
 
 from __future__ import annotations
