@@ -231,7 +231,8 @@ TRAINING_NOTE = (
     "fuses QCFS's element-wise chain: 2.8x faster per step, about 100 s per epoch on one thread): "
     "`cifar10_resnet20_qcfs_e50`, **86.26 %** (training set 91.8 % with augmentation). 30 -> 50 epochs bought "
     "0.85 points; the papers' ResNet-20 figures come from 200-300 epochs, which at this speed are 6-8 hours of "
-    "one core, beyond a session (the checkpoint resumes: `--epochs 300 --compile` continues where it stopped).")
+    "one core, beyond a session (a run resumes from its per-epoch checkpoint, so one started with "
+    "`--epochs 300` could span sessions).")
 ARCHS = {"cifar10_resnet20_qcfs": "ResNet-20", "cifar10_vgg_small_qcfs": "VGG",
          "cifar10_resnet20_qcfs_multil": "ResNet-20, L-sampled", "cifar10_vgg_small_qcfs_multil": "VGG, L-sampled"}
 
