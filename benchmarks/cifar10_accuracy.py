@@ -224,7 +224,11 @@ TRAINING_NOTE = (
     "(85.41 % before). Not shipped. Session 7 trained from scratch for 50 epochs with `--compile` (torch.compile "
     "fuses QCFS's element-wise chain: 2.8x faster per step, about 100 s per epoch on one thread): "
     "`cifar10_resnet20_qcfs_e50`, **86.26 %** (training set 91.8 % with augmentation). 30 -> 50 epochs bought "
-    "0.85 points; the papers' ResNet-20 figures come from 200-300 epochs, which at this speed are 6-8 hours of "
+    "0.85 points of ANN accuracy but lost much more in the SNN at small T (plain QCFS graph, all 10,000 images: "
+    "53.5 / 68.1 / 79.7 % at T = 2 / 4 / 8 against 66.1 / 75.3 / 82.4 % for the 30-epoch model): a longer-trained "
+    "ANN is not a better starting point by itself; level sampling or signed neurons (rows above) are what close "
+    "the small-T gap, and were not run on this model within the session. The papers' ResNet-20 figures "
+    "come from 200-300 epochs, which at this speed are 6-8 hours of "
     "one core, beyond a session (a run resumes from its per-epoch checkpoint, so one started with "
     "`--epochs 300` could span sessions).")
 ARCHS = {"cifar10_resnet20_qcfs": "ResNet-20", "cifar10_vgg_small_qcfs": "VGG",
