@@ -14,8 +14,9 @@ Loihi's bit widths is loihi - float), SRP (tau = 4 pre-simulation steps, counted
 steps), FTBC (bias schedule calibrated on training images, its time reported) and ECL-style signed
 neurons. For the ReLU ResNet-20: max-norm, robust (99.9th percentile), OPI (calibrated
 thresholds, theta/2) and the QCFS model fine-tuned from it.
-Writes docs/cifar10.md, docs/cifar10_accuracy.png and the raw results: docs/cifar10_10k.json for all
-10,000 images, out/cifar10/results_<N>.json for a subset (--results overrides).
+Writes docs/cifar10.md, one plot per architecture (docs/cifar10_accuracy_<arch>.png) and the raw
+results: docs/cifar10_10k.json for all 10,000 images, out/cifar10/results_<N>.json for a subset
+(--results overrides).
 """
 
 from __future__ import annotations
@@ -264,7 +265,8 @@ def markdown(results: dict, results_path: Path) -> str:
         ann = _ann(r, results)
         cells = " | ".join(f"{r['accuracy'][t - 1]:.2f} ({ann - r['accuracy'][t - 1]:+.2f})" for t in marks)
         lines.append(f"| {r['label']} | {ann:.2f} | {cells} | +{r['latency']} | {r['compile_s']:.0f} |")
-    lines += ["", "![accuracy against T](cifar10_accuracy.png)", "", "Notes on the rows:", ""]
+    lines += [""] + [f"![{arch}: accuracy against T]({name})" for arch, name in PLOTS.items()]
+    lines += ["", "Notes on the rows:", ""]
     lines += [f"- {note}" for note in ROW_NOTES] + [f"- {note}" for note in bit_width_notes(results)]
     lines += ["", STOCK_NOTE, ""] + best_methods(results) + [""] + resolution_and_timing(results)
     lines += ["## Targets (gap = ANN - SNN, points)", "",
@@ -410,11 +412,17 @@ def best_methods(results: dict) -> list[str]:
     return out
 
 
-def plot(results: dict, path: Path) -> None:
+PLOTS = {"ResNet-20": "cifar10_accuracy_resnet20.png", "VGG": "cifar10_accuracy_vgg.png"}
+
+
+def plot(results: dict, docs: Path) -> None:
+    """One accuracy-against-T plot per architecture (the int32 rows match the loihi ones, left out)."""
     ts = list(range(1, results["steps"] + 1))
-    curves = {r["label"]: (ts, r["accuracy"]) for r in results["rows"] if "int32" not in r["label"]}
-    accuracy_vs_steps(curves, path, title=f"CIFAR-10, {results['images']} test images, integer Loihi graph",
-                      dashed={label for label in curves if label.startswith("VGG")})
+    for arch, name in PLOTS.items():
+        rows = [r for r in _ordered(results["rows"]) if r["label"].startswith(arch) and "int32" not in r["label"]]
+        curves = {r["label"]: (ts, r["accuracy"]) for r in rows}
+        accuracy_vs_steps(curves, docs / name, title=f"CIFAR-10 {arch}, {results['images']} test images",
+                          dashed={label for i, label in enumerate(curves) if i >= 10})
 
 
 def add_study_arguments(ap: argparse.ArgumentParser, images: int, results: Path) -> None:
@@ -480,7 +488,7 @@ def main(argv=None) -> int:
             args.results.write_text(json.dumps(results, indent=1))
     results = json.loads(args.results.read_text())
     (args.docs / "cifar10.md").write_text(markdown(results, args.results))
-    plot(results, args.docs / "cifar10_accuracy.png")
+    plot(results, args.docs)
     print(f"wrote {args.docs / 'cifar10.md'}")
     return 0
 
