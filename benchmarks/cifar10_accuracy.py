@@ -357,8 +357,8 @@ def balance_tables(results: dict) -> list[str]:
         out += [f"## Over- or under-firing: {name}, layer by layer", "",
                 "Share of each IF layer's neurons (%, 50 test images) whose net spike count after T local steps is "
                 "above (*over*) or below (*under*) what the same summed input would give had it arrived evenly "
-                "(`spikec.analysis.firing_balance`, read off the integer run). Over-firing is an early spike "
-                "followed by negative input: a -1 spike undoes it, and ECL-style signed neurons with their "
+                "(`spikec.analysis.layer_error.firing_balance`, read off the integer run). Over-firing is an early "
+                "spike followed by negative input: a -1 spike undoes it, and ECL-style signed neurons with their "
                 "trigger just below the reset level (kappa 0.1) do. Under-firing is input that came too late to "
                 "be sent: only more steps help (SRP's pre-simulation).", "",
                 "| layer | " + " | ".join(f"{kind} T={t} ({label})" for label, kind, t in heads) + " |",

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from spikec.errors import InputDataError
+
 
 def layer_errors(graph, model, x: torch.Tensor, steps=(1, 2, 4, 8, 16, 32)) -> list[dict]:
     """Rows {layer, source, ann_rate, snn_rate: {T: ...}, error: {T: ...}} in topological order.
@@ -63,6 +65,12 @@ def firing_balance(graph, x: torch.Tensor, steps=(2, 4, 8), chunk: int = 10) -> 
     graph.encode), or 0/1 spike trains [batch, time, ...] for a spike-encoded input."""
     from spikec.backends import get
 
+    if not len(x):
+        raise InputDataError("firing_balance needs at least one sample, got none")
+    if not steps or any(isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1 for t in steps):
+        raise InputDataError(f"firing_balance steps must be positive ints, got {steps!r}")
+    if not (isinstance(chunk, (int, np.integer)) and chunk >= 1):
+        raise InputDataError(f"firing_balance chunk must be a positive int, got {chunk!r}")
     backend = get("torch")
     starts = graph.start_steps()
     layers = [layer for layer in graph.if_layers if layer.reset == "subtract" and not layer.presim]
@@ -70,13 +78,14 @@ def firing_balance(graph, x: torch.Tensor, steps=(2, 4, 8), chunk: int = 10) -> 
     over = {layer.name: np.zeros(len(steps)) for layer in layers}
     under = {layer.name: np.zeros(len(steps)) for layer in layers}
     count = {layer.name: 0 for layer in layers}
+    thetas = {layer.name: np.broadcast_to(_per_channel(layer.theta, layer.shape), layer.shape) for layer in layers}
     for i in range(0, len(x), chunk):
         part = np.asarray(x[i:i + chunk])
         part = part.astype(np.int64) if graph.input.encoding == "spikes" else graph.encode(part)
         trace = backend.run(graph, part, t_max, record=True, record_v=True)
         for layer in layers:
             first = starts[layer.name] - 1
-            theta = np.broadcast_to(_per_channel(layer.theta, layer.shape), layer.shape)
+            theta = thetas[layer.name]
             low_all = layer.theta_neg is not None and layer.gate == "none"
             net = np.cumsum(trace.spikes[layer.name][first:first + t_max].astype(np.int64), axis=0)
             volts = trace.voltages[layer.name][first:first + t_max]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
 import spikec
 from spikec.analysis.layer_error import firing_balance, layer_errors
+from spikec.errors import InputDataError
 from spikec.quantize import QCFS
 
 
@@ -44,3 +46,15 @@ def test_firing_balance_counts_an_early_spike_as_over_firing_and_a_negative_spik
     signed = firing_balance(_early_then_negative(theta_neg=1), x, steps=(1, 2))
     # k=2: v = -1 <= -1 with net 1 > 0 -> a -1 spike, v = 3, net 0 = the even count
     assert signed[0]["over"] == {1: 0.0, 2: 0.0} and signed[0]["under"] == {1: 0.0, 2: 0.0}
+
+
+@pytest.mark.parametrize("x, kwargs, match", [
+    (torch.zeros((0, 2, 2)), {}, "at least one sample"),
+    (torch.tensor([[[1.0, 0.0]]]), {"steps": ()}, "steps must be positive ints"),
+    (torch.tensor([[[1.0, 0.0]]]), {"steps": (0, 2)}, "steps must be positive ints"),
+    (torch.tensor([[[1.0, 0.0]]]), {"steps": (2.5,)}, "steps must be positive ints"),
+    (torch.tensor([[[1.0, 0.0]]]), {"chunk": 0}, "chunk must be a positive int"),
+])
+def test_firing_balance_bad_arguments_are_typed_errors(x, kwargs, match):
+    with pytest.raises(InputDataError, match=match):
+        firing_balance(_early_then_negative(), x, **kwargs)
