@@ -12,8 +12,9 @@ weight decay 5e-4 (on every parameter, thresholds included, as in the QCFS code)
 one linear warm-up epoch then a cosine schedule to 0, stepped per batch; bf16 autocast on the CPU
 (AMX) with channels-last tensors for speed, and the test accuracy measured in float32 at the end.
 `--compile` runs the training forward pass through torch.compile: QCFS's clamp/floor/scale chain
-and BatchNorm are fused, which measured 2.8x faster per step on one thread (ResNet-20, batch 128;
-the eager step spends about 85 % of its time in element-wise kernels, not in convolutions).
+and BatchNorm are fused: 3.0x faster per step on one thread (ResNet-20, batch 128; measured by
+benchmarks/train_step_speed.py, docs/benchmarks.md: the eager step spends about 85 % of its time in
+element-wise kernels, not in convolutions).
 Activations: `relu` (plain), `qcfs` (L levels) or `ecl` (learnable clip; L levels or --levels 0 for
 the pure clip). Thresholds start from data: the 99.9th percentile of each layer's input on 512
 training images (spikec.quantize.calibrate_thresholds); with --finetune, on the trained ReLU
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--compile", action="store_true",
-                    help="torch.compile the training forward pass (about a minute to compile, then ~2.8x faster)")
+                    help="torch.compile the training forward pass (about a minute to compile, then ~3x faster)")
     ap.add_argument("--sample-levels", type=lambda v: [int(t) for t in v.split(",")],
                     help="train with every QCFS layer at L drawn per batch from this list (e.g. 1,2,4,8), so "
                          "the net stays accurate at coarser levels (fewer SNN steps); tests at --levels")
