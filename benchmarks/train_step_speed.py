@@ -51,6 +51,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=20)
     args = ap.parse_args(argv)
+    if args.threads < 1 or args.steps < 1:
+        ap.error(f"--threads and --steps must be positive, got {args.threads} and {args.steps}")
     torch.set_num_threads(args.threads)
     eager_warm, eager = step_time(False, args.steps)
     compiled_warm, compiled = step_time(True, args.steps)
