@@ -62,6 +62,17 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return out
 
 
+def distilled(ce: torch.Tensor, logits: torch.Tensor, teacher: torch.nn.Module, x: torch.Tensor,
+              weight: float, temperature: float) -> torch.Tensor:
+    """(1 - weight) * ce + weight * tau^2 * KL(teacher || student), both softened at temperature tau
+    (Hinton et al., 2015; tau^2 keeps the gradient scale independent of tau)."""
+    with torch.no_grad():
+        target = F.log_softmax(teacher(x).float() / temperature, dim=1)
+    student = F.log_softmax(logits / temperature, dim=1)
+    kl = F.kl_div(student, target, log_target=True, reduction="batchmean")
+    return (1.0 - weight) * ce + weight * temperature ** 2 * kl
+
+
 @torch.no_grad()
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bf16: bool) -> float:
     model.eval()
@@ -93,10 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--finetune", type=Path, help="start from this ReLU state dict (swap, calibrate, train)")
     ap.add_argument("--resume-from", type=Path,
                     help="start from this trained state dict of the same --kind (a new schedule, no calibration)")
+    ap.add_argument("--distill-from", type=Path,
+                    help="state dict of a trained ReLU model of the same --model, used as teacher (knowledge "
+                         "distillation: the loss mixes cross-entropy with the KL divergence to its softened outputs)")
+    ap.add_argument("--distill-weight", type=float, default=0.9, help="weight of the distillation term (0..1)")
+    ap.add_argument("--distill-temperature", type=float, default=4.0, help="softmax temperature of distillation")
     ap.add_argument("--out", type=Path, help="checkpoint folder (default out/train/<name>)")
     ap.add_argument("--limit", type=int, help="use only the first N training images (smoke runs)")
     ap.add_argument("--name", help="output name (default cifar10_<model>_<kind>[_ft])")
     args = ap.parse_args(argv)
+    if not 0.0 <= args.distill_weight <= 1.0 or not args.distill_temperature > 0:
+        ap.error("--distill-weight must lie in [0, 1] and --distill-temperature be > 0")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     levels = args.levels or None
@@ -122,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
             print("initial thresholds:", {k: round(v, 3) for k, v in thresholds.items()}, flush=True)
     model = model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if args.compile else model
+    teacher = None
+    if args.distill_from:
+        teacher = build(args.model, "relu", None)
+        teacher.load_state_dict(torch.load(args.distill_from, weights_only=True))
+        teacher = teacher.eval().to(memory_format=torch.channels_last)
+        teacher = torch.compile(teacher) if args.compile else teacher
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
                           weight_decay=args.weight_decay)
     steps_per_epoch = len(x_train) // args.batch_size
@@ -156,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 logits = forward(xb)
                 loss = F.cross_entropy(logits.float(), y_train[idx])
+                if teacher is not None:
+                    loss = distilled(loss, logits.float(), teacher, xb, args.distill_weight,
+                                     args.distill_temperature)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -185,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
               "sampled_levels": args.sample_levels,
               "train_wall_s": round(wall), "ann_test_accuracy": round(test, 2),
               "finetuned_from": str(args.finetune) if args.finetune else None,
+              "distilled_from": str(args.distill_from) if args.distill_from else None,
               "continued_from": str(args.resume_from) if args.resume_from else None}
     (dest / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(record), flush=True)
