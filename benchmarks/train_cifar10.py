@@ -6,6 +6,8 @@
         --finetune spikec/pretrained/cifar10_vgg_small_relu.pt      # the "from a ReLU model" path
     python benchmarks/train_cifar10.py --model resnet20 --kind qcfs --epochs 35 --lr 0.05 \
         --resume-from spikec/pretrained/cifar10_resnet20_qcfs.pt --name cifar10_resnet20_qcfs_long
+    python benchmarks/train_cifar10.py --model resnet20 --kind qcfs --epochs 50 --lr 0.05 --threads 2 \
+        --compile --finetune R.pt --distill-from R.pt --name cifar10_resnet20_qcfs_kd   # R.pt: a ReLU model
 
 Recipe: random crop with 4-pixel zero padding and horizontal flip, SGD (momentum 0.9, Nesterov),
 weight decay 5e-4 (on every parameter, thresholds included, as in the QCFS code), batch 128,
@@ -18,7 +20,10 @@ element-wise kernels, not in convolutions).
 Activations: `relu` (plain), `qcfs` (L levels) or `ecl` (learnable clip; L levels or --levels 0 for
 the pure clip). Thresholds start from data: the 99.9th percentile of each layer's input on 512
 training images (spikec.quantize.calibrate_thresholds); with --finetune, on the trained ReLU
-model's activations.
+model's activations. `--distill-from` adds knowledge distillation from a trained ReLU model of the
+same architecture (loss = (1 - w) * cross-entropy + w * tau^2 * KL to the teacher's outputs at
+temperature tau; w = 0.9 and tau = 4 by default): the quantized student learns the full-precision
+net's soft outputs as well as the labels.
 
 Checkpoints every epoch to <out>/checkpoint.pt (resumed automatically); the log goes to stdout.
 At the end the state dict goes to spikec/pretrained/cifar10_<model>_<kind>.pt and a JSON beside it
