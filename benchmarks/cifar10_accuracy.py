@@ -36,7 +36,7 @@ from spikec.analysis.layer_error import firing_balance, layer_errors
 from spikec.analysis.plots import accuracy_vs_steps
 from spikec.compiler.api import compile_model
 from spikec.compiler.floatsim import simulate
-from spikec.models import pretrained, pretrained_record
+from spikec.models import PRETRAINED, pretrained, pretrained_record
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
@@ -275,7 +275,7 @@ def markdown(results: dict, results_path: Path) -> str:
         ann = _ann(r, results)
         cells = " | ".join(f"{r['accuracy'][t - 1]:.2f} ({ann - r['accuracy'][t - 1]:+.2f})" for t in marks)
         lines.append(f"| {r['label']} | {ann:.2f} | {cells} | +{r['latency']} | {r['compile_s']:.0f} |")
-    lines += [""] + [f"![{arch}: accuracy against T]({name})" for arch, name in PLOTS.items()]
+    lines += [""] + [f"![{title}: accuracy against T]({name})" for title, name, _ in PLOTS]
     lines += ["", "Notes on the rows:", ""]
     lines += [f"- {note}" for note in ROW_NOTES] + [f"- {note}" for note in bit_width_notes(results)]
     lines += ["", STOCK_NOTE, ""] + best_methods(results) + [""] + resolution_and_timing(results)
@@ -301,14 +301,28 @@ def markdown(results: dict, results_path: Path) -> str:
     lines += layer_tables(results)
     lines += balance_tables(results)
     lines += ["## The models", "", "Trained on this 2-core CPU by `benchmarks/train_cifar10.py` (bf16 autocast, "
-              "1 thread); weights in `spikec/pretrained/`. ANN accuracy on all 10,000 test images, float32.", "",
+              "1 thread unless the command says `--threads`); weights in `spikec/pretrained/`. ANN accuracy on all "
+              "10,000 test images, float32. The list includes the models the rows' models started from or "
+              "learnt from (`--finetune`, `--resume-from`, `--distill-from`).", "",
               "| model | command | seed | epochs | train wall time | ANN test accuracy |", "|---|---|---|---|---|---|"]
-    for name in sorted({r["model"] for r in rows}):
+    for name in sorted(_with_sources({r["model"] for r in rows})):
         rec = pretrained_record(name)
         lines.append(f"| {name} | `{rec['command']}` | {rec['seed']} | {rec['epochs']} | "
                      f"{rec['train_wall_s'] / 60:.0f} min | {rec['ann_test_accuracy']:.2f} % |")
     lines += ["", TRAINING_NOTE]
     return "\n".join(lines) + "\n"
+
+
+def _with_sources(names: set[str]) -> set[str]:
+    """`names` and the shipped models their training started from or distilled from."""
+    found = set(names)
+    for name in names:
+        rec = pretrained_record(name)
+        for key in ("finetuned_from", "continued_from", "distilled_from"):
+            stem = Path(rec[key]).stem if rec.get(key) else None
+            if stem and (PRETRAINED / f"{stem}.json").exists():
+                found.add(stem)
+    return found
 
 
 def _shown(path: Path) -> str:
@@ -422,16 +436,24 @@ def best_methods(results: dict) -> list[str]:
     return out
 
 
-PLOTS = {"ResNet-20": "cifar10_accuracy_resnet20.png", "VGG": "cifar10_accuracy_vgg.png"}
+FIRST_MODELS = {"cifar10_resnet20_qcfs", "cifar10_resnet20_relu", "cifar10_resnet20_qcfs_ft"}
+# (title, file, which rows): ten curves at most per plot, so that each stays readable
+PLOTS = [
+    ("ResNet-20: the 30-epoch QCFS model and the ReLU paths", "cifar10_accuracy_resnet20.png",
+     lambda r: r["label"].startswith("ResNet-20") and r["model"] in FIRST_MODELS),
+    ("ResNet-20: L-sampled, longer-trained and distilled models", "cifar10_accuracy_resnet20_more.png",
+     lambda r: r["label"].startswith("ResNet-20") and r["model"] not in FIRST_MODELS),
+    ("VGG", "cifar10_accuracy_vgg.png", lambda r: r["label"].startswith("VGG")),
+]
 
 
 def plot(results: dict, docs: Path) -> None:
-    """One accuracy-against-T plot per architecture (the int32 rows match the loihi ones, left out)."""
+    """The accuracy-against-T plots of PLOTS (the int32 rows match the loihi ones, left out)."""
     ts = list(range(1, results["steps"] + 1))
-    for arch, name in PLOTS.items():
-        rows = [r for r in _ordered(results["rows"]) if r["label"].startswith(arch) and "int32" not in r["label"]]
+    for title, name, wanted in PLOTS:
+        rows = [r for r in _ordered(results["rows"]) if wanted(r) and "int32" not in r["label"]]
         curves = {r["label"]: (ts, r["accuracy"]) for r in rows}
-        accuracy_vs_steps(curves, docs / name, title=f"CIFAR-10 {arch}, {results['images']} test images",
+        accuracy_vs_steps(curves, docs / name, title=f"CIFAR-10 {title}, {results['images']} test images",
                           dashed={label for i, label in enumerate(curves) if i >= 10})
 
 
