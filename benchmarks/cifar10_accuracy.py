@@ -221,6 +221,11 @@ ROW_NOTES = [
     "`ReLU -> QCFS fine-tuned`: the plain ReLU ResNet-20 with its activations swapped for QCFS (L=4), each threshold "
     "set to the 99.9th percentile of its input on 512 training images (`spikec.quantize.calibrate_thresholds`) "
     "instead of a fixed 8.0, then fine-tuned (command below).",
+    "`distilled`: `cifar10_resnet20_qcfs_kd`, the QCFS ResNet-20 started from the weights of a ReLU ResNet-20 "
+    "trained 60 epochs (`cifar10_resnet20_relu_e60`, thresholds calibrated on its activations) and trained 50 "
+    "epochs to match both the labels and that ReLU model's outputs (knowledge distillation, "
+    "`benchmarks/train_cifar10.py --distill-from`; commands in the models table). `distilled, L-sampled`: that "
+    "model after the same 4-epoch level-sampling fine-tune as `L-sampled`.",
 ]
 STOCK_NOTE = ("On Loihi's stock neurons the most accurate mapping is not an IF method at all: target \"loihi-sdnn\" "
               "(Lava's stock SigmaDelta neurons, each layer's quantized activation sent once) reaches 85.12 % "
