@@ -120,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not 0.0 <= args.distill_weight <= 1.0 or not args.distill_temperature > 0:
         ap.error("--distill-weight must lie in [0, 1] and --distill-temperature be > 0")
+    if args.compile and args.sample_levels:
+        # measured in session 8: the first epoch took 682 s against ~50 s, as the compiled graph is
+        # specialised to each layer's L and rebuilt when set_levels changes it
+        ap.error("--sample-levels changes L every batch, which makes torch.compile rebuild its graph: "
+                 "run level sampling without --compile")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     levels = args.levels or None

@@ -1,4 +1,5 @@
-"""The distillation loss of benchmarks/train_cifar10.py (the script itself trains, never in CI)."""
+"""The distillation loss and argument checks of benchmarks/train_cifar10.py (the script trains,
+never in CI)."""
 
 import importlib.util
 from pathlib import Path
@@ -56,7 +57,8 @@ def test_gradient_pulls_the_student_toward_the_teacher(train_script):
     assert after < before
 
 
-@pytest.mark.parametrize("flags", [["--distill-weight", "1.5"], ["--distill-temperature", "0"]])
+@pytest.mark.parametrize("flags", [["--distill-weight", "1.5"], ["--distill-temperature", "0"],
+                                   ["--compile", "--sample-levels", "1,2,4,8"]])
 def test_bad_distillation_flags_are_refused(train_script, flags):
     with pytest.raises(SystemExit) as exit_info:
         train_script.main(flags)
