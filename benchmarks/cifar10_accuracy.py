@@ -64,9 +64,6 @@ ROWS = [
     ("ResNet-20 QCFS, 50 epochs", "cifar10_resnet20_qcfs_e50", "qcfs", {}, "loihi"),
     ("ResNet-20 QCFS, distilled", "cifar10_resnet20_qcfs_kd", "qcfs", {}, "loihi"),
     ("ResNet-20 distilled, ECL-style signed, kappa 0.1", "cifar10_resnet20_qcfs_kd", "ecl", {"kappa": 0.1}, "loihi"),
-    ("ResNet-20 QCFS, distilled, L-sampled", "cifar10_resnet20_qcfs_kd_multil", "qcfs", {}, "loihi"),
-    ("ResNet-20 distilled, L-sampled, ECL-style signed, kappa 0.1", "cifar10_resnet20_qcfs_kd_multil", "ecl",
-     {"kappa": 0.1}, "loihi"),
     ("ResNet-20 ReLU, max-norm", "cifar10_resnet20_relu", "maxnorm", {}, "loihi"),
     ("ResNet-20 ReLU, robust", "cifar10_resnet20_relu", "robust", {}, "loihi"),
     ("ResNet-20 ReLU, OPI", "cifar10_resnet20_relu", "opi", {}, "loihi"),
@@ -100,8 +97,6 @@ TARGETS = {
     "ResNet-20 QCFS, 50 epochs": {2: 12.0, 4: 5.0, 8: 1.5},
     "ResNet-20 QCFS, distilled": {2: 12.0, 4: 5.0, 8: 1.5},
     "ResNet-20 distilled, ECL-style signed, kappa 0.1": {2: 5.0, 8: 1.0},
-    "ResNet-20 QCFS, distilled, L-sampled": {2: 12.0, 4: 5.0, 8: 1.5},
-    "ResNet-20 distilled, L-sampled, ECL-style signed, kappa 0.1": {2: 5.0, 8: 1.0},
     "VGG QCFS, L-sampled": {2: 4.3, 4: 1.6, 8: 0.6},
     "ResNet-20 QCFS, L-sampled": {2: 12.0, 4: 5.0, 8: 1.5},
     "ResNet-20 QCFS, L-sampled + SRP (tau=4)": {2: 5.0, 8: 1.0},
@@ -225,8 +220,7 @@ ROW_NOTES = [
     "`distilled`: `cifar10_resnet20_qcfs_kd`, the QCFS ResNet-20 started from the weights of a ReLU ResNet-20 "
     "trained 60 epochs (`cifar10_resnet20_relu_e60`, thresholds calibrated on its activations) and trained 50 "
     "epochs to match both the labels and that ReLU model's outputs (knowledge distillation, "
-    "`benchmarks/train_cifar10.py --distill-from`; commands in the models table). `distilled, L-sampled`: that "
-    "model after the same 4-epoch level-sampling fine-tune as `L-sampled`.",
+    "`benchmarks/train_cifar10.py --distill-from`; commands in the models table).",
 ]
 STOCK_NOTE = ("On Loihi's stock neurons the most accurate mapping is not an IF method at all: target \"loihi-sdnn\" "
               "(Lava's stock SigmaDelta neurons, each layer's quantized activation sent once) reaches 85.12 % "
