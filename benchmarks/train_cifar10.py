@@ -120,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not 0.0 <= args.distill_weight <= 1.0 or not args.distill_temperature > 0:
         ap.error("--distill-weight must lie in [0, 1] and --distill-temperature be > 0")
+    for flag, path in (("--finetune", args.finetune), ("--resume-from", args.resume_from),
+                       ("--distill-from", args.distill_from)):
+        if path is not None and not path.is_file():
+            ap.error(f"{flag}: no state dict file at {path}")
     if args.compile and args.sample_levels:
         # measured in session 8: the first epoch took 682 s against ~50 s, as the compiled graph is
         # specialised to each layer's L and rebuilt when set_levels changes it

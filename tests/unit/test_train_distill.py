@@ -58,7 +58,8 @@ def test_gradient_pulls_the_student_toward_the_teacher(train_script):
 
 
 @pytest.mark.parametrize("flags", [["--distill-weight", "1.5"], ["--distill-temperature", "0"],
-                                   ["--compile", "--sample-levels", "1,2,4,8"]])
+                                   ["--compile", "--sample-levels", "1,2,4,8"],
+                                   ["--distill-from", "no/such/teacher.pt"], ["--finetune", "missing.pt"]])
 def test_bad_distillation_flags_are_refused(train_script, flags):
     with pytest.raises(SystemExit) as exit_info:
         train_script.main(flags)
